@@ -1,0 +1,198 @@
+"""Architecture arithmetic, in plain Python: which layers a channel list makes, and what each does
+to the feature map's size, the receptive field, the parameter count and the work (MACs).
+
+The layout rule that turns `channels` into layers (the tutorial's rules, written down):
+
+* every entry of `channels` is a 3x3 conv followed by a ReLU (with `batch_norm`, conv -> batch
+  norm -> ReLU, and the conv has no bias, which the norm would cancel); a final conv maps the
+  last channel count to the 10 class logits, with no ReLU after it (`final_relu` puts the
+  tutorial's one back);
+* convs keep the map's size (padding 1), except the last `valid_tail` convs, which use no
+  padding and so shrink the map by 2 each (the tutorial's way of reaching 1x1 without an FC layer);
+* a 2x2 max-pool follows every `pool_every`-th conv, unless fewer than two convs would follow it
+  (max-pooling never sits near the output) or it would make the map smaller than 7x7;
+* `head="conv"`: the logits conv is a 3x3 conv that must leave a 1x1 map (the tutorial's head);
+  `head="gap"`: global average pooling, then a 1x1 conv to the logits, for any map size.
+
+Receptive field recurrence (per layer with kernel k, stride s, padding p, dilation d):
+    k_eff = d*(k-1) + 1,  r_out = r_in + (k_eff-1)*j_in,  j_out = j_in*s,
+    start_out = start_in + ((k_eff-1)/2 - p)*j_in,  n_out = floor((n_in + 2p - k_eff)/s) + 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from src.errors import ConfigError
+
+HEADS = ("gap", "conv")
+MIN_POOLED_SIZE = 7  # MNIST strokes need a few pixels each; the tutorial stops pooling at 7x7
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer as the arithmetic sees it. `kind` is conv, batchnorm, relu, maxpool or gap."""
+
+    kind: str
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """What one layer does to a square input: sizes, receptive field and cost."""
+
+    layer: Layer
+    in_size: int
+    out_size: int
+    receptive_field: int
+    jump: int
+    start: float
+    weights: int
+    biases: int
+    macs: int
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+
+def conv(name: str, c_in: int, c_out: int, kernel: int = 3, padding: int = 0, **kw) -> Layer:
+    return Layer("conv", name, c_in, c_out, kernel=kernel, padding=padding, **kw)
+
+
+def maxpool(name: str, channels: int, kernel: int = 2, stride: int = 2) -> Layer:
+    return Layer("maxpool", name, channels, channels, kernel=kernel, stride=stride, bias=False)
+
+
+def batchnorm(name: str, channels: int) -> Layer:
+    return Layer("batchnorm", name, channels, channels)
+
+
+def relu(name: str, channels: int) -> Layer:
+    return Layer("relu", name, channels, channels, bias=False)
+
+
+def gap(name: str, channels: int) -> Layer:
+    return Layer("gap", name, channels, channels, bias=False)
+
+
+def check_channels(channels: object) -> list[int]:
+    """The channel list as ints, or a ConfigError naming the bad value."""
+    if not isinstance(channels, Sequence) or isinstance(channels, str) or len(channels) == 0:
+        raise ConfigError(
+            f"model.channels={channels!r}: must be a non-empty list of positive integers, "
+            "e.g. model.channels=[16,32]"
+        )
+    for c in channels:
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise ConfigError(
+                f"model.channels={list(channels)!r}: {c!r} is not a positive integer channel count"
+            )
+    return list(channels)
+
+
+def plan_layers(
+    channels: Sequence[int],
+    *,
+    pool_every: int = 2,
+    valid_tail: int = 0,
+    head: str = "gap",
+    batch_norm: bool = False,
+    final_relu: bool = False,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    input_size: int = 28,
+) -> list[Layer]:
+    """The layers the layout rule (module docstring) makes from a channel list."""
+    channels = check_channels(channels)
+    if head not in HEADS:
+        raise ConfigError(f"model.head={head!r}: must be one of {', '.join(HEADS)}")
+    if isinstance(pool_every, bool) or not isinstance(pool_every, int) or pool_every < 1:
+        raise ConfigError(f"model.pool_every={pool_every!r}: must be a positive integer")
+    n_convs = len(channels) + 1
+    n_3x3 = n_convs if head == "conv" else len(channels)
+    if isinstance(valid_tail, bool) or not isinstance(valid_tail, int):
+        raise ConfigError(f"model.valid_tail={valid_tail!r}: must be an integer")
+    if not 0 <= valid_tail <= n_3x3:
+        raise ConfigError(f"model.valid_tail={valid_tail}: must be between 0 and {n_3x3}")
+
+    layers: list[Layer] = []
+    size, c_prev, n_pools = input_size, in_channels, 0
+    for i, c_out in enumerate(channels, start=1):
+        padding = 0 if i > n_3x3 - valid_tail else 1
+        layers.append(conv(f"conv{i}", c_prev, c_out, 3, padding, bias=not batch_norm))
+        if batch_norm:
+            layers.append(batchnorm(f"bn{i}", c_out))
+        layers.append(relu(f"relu{i}", c_out))
+        size += 2 * padding - 2
+        convs_after = n_convs - i
+        if i % pool_every == 0 and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
+            n_pools += 1
+            layers.append(maxpool(f"pool{n_pools}", c_out))
+            size //= 2
+        c_prev = c_out
+
+    logits = f"conv{n_convs}"
+    if head == "gap":
+        layers += [gap("gap", c_prev), conv(logits, c_prev, num_classes, kernel=1)]
+    else:
+        padding = 0 if valid_tail else 1
+        layers.append(conv(logits, c_prev, num_classes, 3, padding))
+    if final_relu:
+        layers.append(relu(f"relu{n_convs}", num_classes))
+
+    out_size = analyze(layers, input_size)[-1].out_size
+    if out_size != 1:
+        raise ConfigError(
+            f"model.head=conv needs a 1x1 map after {logits}, but model.channels={channels} "
+            f"with model.valid_tail={valid_tail} leaves {out_size}x{out_size}: "
+            "use model.head=gap or change model.valid_tail"
+        )
+    return layers
+
+
+def analyze(layers: Sequence[Layer], input_size: int) -> list[LayerStats]:
+    """Per-layer sizes, receptive field, jump, start, params and MACs for a square input."""
+    rows: list[LayerStats] = []
+    size, rf, jump, start = input_size, 1, 1, 0.5
+    for layer in layers:
+        kernel, stride, padding = layer.kernel, layer.stride, layer.padding
+        if layer.kind == "gap":
+            kernel, stride, padding = size, 1, 0
+        k_eff = layer.dilation * (kernel - 1) + 1
+        out = (size + 2 * padding - k_eff) // stride + 1
+        if out < 1:
+            raise ConfigError(
+                f"layer {layer.name} ({layer.kind} {kernel}x{kernel}) gets a {size}x{size} map "
+                "and would shrink it below 1x1: use fewer layers, more padding or fewer pools"
+            )
+        weights = biases = macs = 0
+        if layer.kind == "conv":
+            weights = layer.out_channels * layer.in_channels * layer.kernel**2
+            biases = layer.out_channels if layer.bias else 0
+            macs = weights * out * out
+        elif layer.kind == "batchnorm":
+            weights = biases = layer.out_channels  # scale and shift; running stats are buffers
+        rows.append(
+            LayerStats(
+                layer=layer,
+                in_size=size,
+                out_size=out,
+                receptive_field=rf + (k_eff - 1) * jump,
+                jump=jump * stride,
+                start=start + ((k_eff - 1) / 2 - padding) * jump,
+                weights=weights,
+                biases=biases,
+                macs=macs,
+            )
+        )
+        size, rf, jump, start = out, rows[-1].receptive_field, rows[-1].jump, rows[-1].start
+    return rows

@@ -1,0 +1,272 @@
+"""MNIST as a LightningDataModule, with a tutorial-style loader and a fast whole-tensor one."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from src.errors import ConfigError
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+TRAIN_SIZE = 60_000
+# md5 of the decompressed IDX files (../shared/datasets/mnist/README.md; the originals').
+RAW_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+LOADERS = ("auto", "fast", "torchvision")
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stage_offline_files(source: Path, raw_dir: Path) -> None:
+    """Decompress the four MNIST .gz files from `source` into `raw_dir` (where torchvision
+    reads them), checking each decompressed file's md5. Files already there and intact are kept.
+    """
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, expected in RAW_MD5.items():
+        target = raw_dir / name
+        if target.is_file() and file_md5(target) == expected:
+            continue
+        archive = source / f"{name}.gz"
+        if not archive.is_file():
+            raise ConfigError(
+                f"{archive}: missing; data.offline_dir (or MNIST_OFFLINE_DIR) must name a folder "
+                f"holding {', '.join(f'{n}.gz' for n in RAW_MD5)}"
+            )
+        partial = target.with_name(name + ".part")
+        digest = hashlib.md5()
+        try:
+            with gzip.open(archive, "rb") as src, open(partial, "wb") as dst:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except (OSError, EOFError, zlib.error) as err:
+            partial.unlink(missing_ok=True)
+            raise ConfigError(
+                f"{archive}: not a readable gzip file ({err}); "
+                "replace it with the original MNIST file"
+            ) from None
+        if digest.hexdigest() != expected:
+            partial.unlink()
+            raise ConfigError(
+                f"{archive}: decompressed md5 is {digest.hexdigest()}, expected {expected}; "
+                "the file is corrupt or not MNIST: replace it with the original"
+            )
+        partial.replace(target)
+
+
+def normalize(images: Tensor) -> Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28), the same arithmetic as ToTensor + Normalize."""
+    return images.unsqueeze(1).float().div(255).sub(MNIST_MEAN).div(MNIST_STD)
+
+
+class TensorBatches:
+    """Batches taken by index from whole-split tensors: no per-sample Python work.
+
+    Shuffled afresh on each pass (seeded, so runs repeat). With several processes each rank
+    takes every world_size-th example of the same order, so ranks see equal, disjoint shares.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) // self.world_size / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed((self.seed + self.passes) % 2**63)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        self.passes += 1
+        share = n // self.world_size
+        order = order[: share * self.world_size][self.rank :: self.world_size]
+        order = order.to(self.images.device)
+        for batch in order.split(self.batch_size):
+            yield self.images[batch], self.labels[batch]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST normalized with mean 0.1307 / std 0.3081; `val_size` of the 60k training images
+    (chosen by a seeded permutation) validate, the 10k test images test.
+
+    loader: "fast" holds each split as one tensor on the training device and takes batches by
+    index; "torchvision" is the tutorial's dataset + per-sample transforms + DataLoader, needed
+    for augmentation (`rotation` degrees, `translate` fraction); "auto" picks fast unless
+    augmenting. Data comes from `offline_dir` (four .gz files) when set, else torchvision's
+    download.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        offline_dir: str | None = None,
+        val_size: int = 5_000,
+        batch_size: int = 128,
+        eval_batch_size: int = 1_000,
+        loader: str = "auto",
+        rotation: float = 0.0,
+        translate: float = 0.0,
+        num_workers: int = 0,
+        split_seed: int = 12345,
+    ) -> None:
+        super().__init__()
+        for key, value in [
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+            ("val_size", val_size),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
+        if loader not in LOADERS:
+            raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
+        if rotation < 0 or not 0 <= translate < 1:
+            raise ConfigError(
+                f"data.rotation={rotation}, data.translate={translate}: rotation must be >= 0 "
+                "degrees and translate a fraction in [0, 1)"
+            )
+        augment = rotation > 0 or translate > 0
+        if loader == "fast" and augment:
+            raise ConfigError(
+                "data.loader=fast cannot augment (data.rotation/data.translate are set): "
+                "use data.loader=torchvision or auto"
+            )
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError(f"data.num_workers={num_workers!r}: must be an integer >= 0")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.offline_dir = Path(offline_dir) if offline_dir else None
+        self.augment = augment
+        self.fast = loader == "fast" or (loader == "auto" and not augment)
+        self.splits: dict[str, tuple[Tensor, Tensor] | Subset] = {}
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "MNIST" / "raw"
+
+    def prepare_data(self) -> None:
+        if self.offline_dir is not None:
+            stage_offline_files(self.offline_dir, self.raw_dir)
+            return
+        try:
+            for train in (True, False):
+                MNIST(self.data_dir, train=train, download=True)
+        except RuntimeError as err:
+            raise ConfigError(
+                f"could not download MNIST into {self.raw_dir} ({err}); offline, set "
+                "data.offline_dir=<folder with the four MNIST .gz files> or MNIST_OFFLINE_DIR"
+            ) from None
+
+    def split_indices(self, n_train: int) -> tuple[Tensor, Tensor]:
+        """(train, val) indices into the training images, the same for every run and loader."""
+        if self.hparams.val_size >= n_train:
+            raise ConfigError(
+                f"data.val_size={self.hparams.val_size}: must be smaller than the "
+                f"{n_train} training images"
+            )
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        order = torch.randperm(n_train, generator=generator)
+        return order[self.hparams.val_size :], order[: self.hparams.val_size]
+
+    def read(self, train: bool, transform: transforms.Compose | None = None) -> MNIST:
+        try:
+            return MNIST(self.data_dir, train=train, transform=transform)
+        except (RuntimeError, ValueError, AssertionError, OSError) as err:
+            raise ConfigError(
+                f"could not read MNIST from {self.raw_dir} ({err}); delete that folder and "
+                "rerun to lay it out again"
+            ) from None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        if self.fast:
+            self.splits = self.tensor_splits()
+        else:
+            self.splits = self.dataset_splits()
+
+    def tensor_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        train_full, test = self.read(train=True), self.read(train=False)
+        images, labels = normalize(train_full.data).to(device), train_full.targets.to(device)
+        train_idx, val_idx = (i.to(device) for i in self.split_indices(len(labels)))
+        return {
+            "train": (images[train_idx], labels[train_idx]),
+            "val": (images[val_idx], labels[val_idx]),
+            "test": (normalize(test.data).to(device), test.targets.to(device)),
+        }
+
+    def dataset_splits(self) -> dict[str, Subset | MNIST]:
+        to_tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        augment = []
+        if self.augment:
+            shift = self.hparams.translate
+            augment = [transforms.RandomAffine(self.hparams.rotation, translate=(shift, shift))]
+        train_full = self.read(train=True, transform=transforms.Compose(augment + to_tensor))
+        val_full = self.read(train=True, transform=transforms.Compose(to_tensor))
+        train_idx, val_idx = self.split_indices(len(train_full))
+        return {
+            "train": Subset(train_full, train_idx.tolist()),
+            "val": Subset(val_full, val_idx.tolist()),
+            "test": self.read(train=False, transform=transforms.Compose(to_tensor)),
+        }
+
+    def loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches | DataLoader:
+        data = self.splits[split]
+        if self.fast:
+            rank, world = (
+                (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+            )
+            # torch.initial_seed() follows the run's `seed`, and is the same on every rank.
+            seed = torch.initial_seed()
+            return TensorBatches(*data, batch_size, shuffle, seed, rank=rank, world_size=world)
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> TensorBatches | DataLoader:
+        return self.loader("train", self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches | DataLoader:
+        return self.loader("val", self.hparams.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches | DataLoader:
+        return self.loader("test", self.hparams.eval_batch_size, shuffle=False)

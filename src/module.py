@@ -1,0 +1,111 @@
+"""The LightningModule: Net + loss, accuracy metrics, optimizer and LR schedule from config."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.errors import ConfigError
+from src.model import Net
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+# scheduler name -> (class, how often Lightning steps it)
+SCHEDULERS = {
+    "none": (None, None),
+    "onecycle": (torch.optim.lr_scheduler.OneCycleLR, "step"),
+    "step": (torch.optim.lr_scheduler.StepLR, "epoch"),
+}
+
+
+def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
+    """('name', other keys) of an optimizer/scheduler config, checked against the class."""
+    options = dict(cfg)
+    name = options.pop("name", None)
+    if name not in choices:
+        raise ConfigError(f"model.{group}.name={name!r}: must be one of {', '.join(choices)}")
+    cls = choices[name][0] if isinstance(choices[name], tuple) else choices[name]
+    if cls is not None:
+        allowed = set(inspect.signature(cls).parameters) - {"params", "optimizer"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"model.{group}.{unknown[0]}: not an option of {name} "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+    return name, options
+
+
+class MNISTClassifier(L.LightningModule):
+    """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...).
+
+    Logs train/loss, train/acc, val/loss, val/acc, val/acc_best, test/loss, test/acc.
+    """
+
+    def __init__(self, optimizer: dict[str, Any], scheduler: dict[str, Any], **net: Any) -> None:
+        super().__init__()
+        split_name(optimizer, "optimizer", OPTIMIZERS)
+        split_name(scheduler, "scheduler", SCHEDULERS)
+        self.save_hyperparameters()
+        self.net = Net(**net)
+        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        log_probs = self(x)
+        return F.nll_loss(log_probs, y), log_probs.argmax(dim=1), y
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count towards the best accuracy.
+        self.val_acc_best.reset()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss, preds, y = self.step(batch)
+        self.train_acc(preds, y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, preds, y = self.step(batch)
+        self.val_acc(preds, y)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, preds, y = self.step(batch)
+        self.test_acc(preds, y)
+        self.log("test/loss", loss, on_epoch=True, sync_dist=True)
+        self.log("test/acc", self.test_acc, on_epoch=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        name, options = split_name(self.hparams.optimizer, "optimizer", OPTIMIZERS)
+        optimizer = OPTIMIZERS[name](self.parameters(), **options)
+        name, options = split_name(self.hparams.scheduler, "scheduler", SCHEDULERS)
+        scheduler_cls, interval = SCHEDULERS[name]
+        if scheduler_cls is None:
+            return {"optimizer": optimizer}
+        if name == "onecycle":
+            options.setdefault("max_lr", optimizer.defaults["lr"])
+            options["total_steps"] = self.trainer.estimated_stepping_batches
+        scheduler = scheduler_cls(optimizer, **options)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+        }

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from src.data import RAW_MD5, MNISTDataModule, TensorBatches, file_md5, stage_offline_files
+from src.errors import ConfigError
+
+
+def ready(data_dir: Path, **kwargs) -> MNISTDataModule:
+    dm = MNISTDataModule(data_dir=str(data_dir), **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize("loader", ["fast", "torchvision"])
+def test_split_sizes_and_batch_shapes(tiny_data_dir: Path, loader: str) -> None:
+    dm = ready(tiny_data_dir, val_size=100, batch_size=32, eval_batch_size=64, loader=loader)
+    train, val, test = dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()
+    assert [len(train), len(val), len(test)] == [7, 2, 2]  # ceil(200/32), ceil(100/64), ...
+    x, y = next(iter(train))
+    assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32
+    assert y.shape == (32,) and y.dtype == torch.int64
+    assert sum(len(y) for _, y in train) == 200
+    assert sum(len(y) for _, y in val) == 100
+    assert sum(len(y) for _, y in test) == 100
+
+
+def test_auto_loader_is_fast_unless_augmenting(tiny_data_dir: Path) -> None:
+    assert isinstance(ready(tiny_data_dir, val_size=100).train_dataloader(), TensorBatches)
+    augmented = ready(tiny_data_dir, val_size=100, rotation=10.0)
+    assert isinstance(augmented.train_dataloader(), DataLoader)
+
+
+def test_real_mnist_sizes_and_normalization(real_data_dir: Path) -> None:
+    dm = ready(real_data_dir)
+    train_x, train_y = dm.splits["train"]
+    val_x, _ = dm.splits["val"]
+    test_x, _ = dm.splits["test"]
+    assert train_x.shape == (55_000, 1, 28, 28)
+    assert val_x.shape == (5_000, 1, 28, 28)
+    assert test_x.shape == (10_000, 1, 28, 28)
+    assert abs(train_x.mean().item()) < 0.01
+    assert abs(train_x.std().item() - 1.0) < 0.01
+    assert sorted(train_y.unique().tolist()) == list(range(10))
+
+
+def test_fast_path_matches_torchvision_path(real_data_dir: Path) -> None:
+    fast = ready(real_data_dir, loader="fast")
+    slow = ready(real_data_dir, loader="torchvision")
+    for split in ("train", "val", "test"):
+        images, labels = fast.splits[split]
+        dataset = slow.splits[split]
+        assert len(dataset) == len(labels)
+        for i in (0, 1, 777, len(labels) - 1):
+            x, y = dataset[i]
+            torch.testing.assert_close(images[i], x, rtol=0, atol=0)
+            assert labels[i].item() == y
+
+
+def test_split_is_fixed_and_follows_split_seed(tiny_data_dir: Path) -> None:
+    a = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100).split_indices(300)
+    b = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100).split_indices(300)
+    c = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100, split_seed=1).split_indices(300)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+    assert set(a[0].tolist()).isdisjoint(a[1].tolist())
+    assert len(a[0]) + len(a[1]) == 300
+
+
+def test_tensor_batches_shuffle_each_pass_and_shard_by_rank() -> None:
+    images, labels = torch.arange(10).float().view(10, 1, 1, 1), torch.arange(10)
+    batches = TensorBatches(images, labels, batch_size=4, shuffle=True, seed=3)
+    first = torch.cat([y for _, y in batches])
+    second = torch.cat([y for _, y in batches])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(10))
+    assert not torch.equal(first, second)
+    ranks = [
+        TensorBatches(images, labels, 3, shuffle=True, seed=3, rank=r, world_size=3)
+        for r in range(3)
+    ]
+    shares = [torch.cat([y for _, y in r]).tolist() for r in ranks]
+    assert [len(s) for s in shares] == [3, 3, 3] and [len(r) for r in ranks] == [1, 1, 1]
+    assert len(set(sum(shares, []))) == 9
+
+
+def test_offline_staging_checks_md5_and_lays_out_raw_files(
+    tmp_path: Path, offline_dir: Path
+) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    stage_offline_files(offline_dir, raw)
+    assert {p.name for p in raw.iterdir()} == set(RAW_MD5)
+    assert all(file_md5(raw / name) == md5 for name, md5 in RAW_MD5.items())
+
+
+def test_offline_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"empty/train-images-idx3-ubyte\.gz: missing"):
+        stage_offline_files(tmp_path / "empty", tmp_path / "raw")
+
+
+def test_offline_corrupt_files_are_refused(tmp_path: Path, offline_dir: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(offline_dir, bad)
+    (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ConfigError, match=r"t10k-labels-idx1-ubyte\.gz: not a readable gzip"):
+        stage_offline_files(bad, tmp_path / "raw")
+    with gzip.open(bad / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + bytes(10))
+    with pytest.raises(
+        ConfigError, match=r"t10k-labels-idx1-ubyte\.gz: decompressed md5 is \w+, expected 27ae"
+    ):
+        stage_offline_files(bad, tmp_path / "raw")
+    assert not (tmp_path / "raw" / "t10k-labels-idx1-ubyte").exists()
+    assert not list((tmp_path / "raw").glob("*.part"))
+
+
+def test_unreadable_raw_file_is_one_clear_error(tiny_data_dir: Path) -> None:
+    (tiny_data_dir / "MNIST/raw/train-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\x03" + bytes(7)
+    )
+    dm = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100)
+    with pytest.raises(ConfigError, match=r"could not read MNIST from .*MNIST/raw"):
+        dm.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, r"data\.batch_size=0: must be a positive integer"),
+        ({"val_size": -5}, r"data\.val_size=-5: must be a positive integer"),
+        ({"loader": "turbo"}, r"data\.loader='turbo': must be one of auto, fast, torchvision"),
+        ({"loader": "fast", "rotation": 5.0}, r"data\.loader=fast cannot augment"),
+    ],
+)
+def test_bad_values_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MNISTDataModule(**kwargs)
+
+
+def test_val_size_must_leave_training_images(tiny_data_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.val_size=300: must be smaller than the 300"):
+        ready(tiny_data_dir, val_size=300)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+
+from src.architecture import plan_layers
+from src.errors import ConfigError
+from src.model import Net
+
+from .conftest import compose_train
+
+
+def param_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    "channels", [[8], [16, 32], [32, 64], [8, 16, 32], [8, 16, 32, 64, 128], [4] * 9]
+)
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_any_channel_list_gives_log_probs_over_ten_digits(
+    channels: list[int], batch_norm: bool
+) -> None:
+    net = Net(channels, batch_norm=batch_norm).eval()
+    out = net(torch.randn(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+    torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(5))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [*channels, 10]
+
+
+def test_tutorial_preset_rebuilds_the_tutorial_net(tmp_path: Path) -> None:
+    cfg = compose_train(["model=tutorial"], tmp_path)
+    module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    net = module.net
+    assert param_count(net) == 6_379_786
+    names = [name for name, m in net.named_children() if not isinstance(m, torch.nn.ReLU)]
+    assert names == [
+        "conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "conv5", "conv6", "conv7",
+        "flatten", "log_softmax",
+    ]  # fmt: skip
+    assert [net.get_submodule(f"conv{i}").padding for i in range(1, 8)] == [(1, 1)] * 4 + [
+        (0, 0)
+    ] * 3
+    assert [param_count(net.get_submodule(f"conv{i}")) for i in range(1, 8)] == [
+        320,
+        18_496,
+        73_856,
+        295_168,
+        1_180_160,
+        4_719_616,
+        92_170,
+    ]
+    assert not isinstance(list(net.children())[-3], torch.nn.ReLU)  # no ReLU on the logits
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_final_relu_flag_puts_the_tutorial_relu_back() -> None:
+    kinds = [layer.kind for layer in plan_layers([8, 16], final_relu=True)]
+    assert kinds[-2:] == ["conv", "relu"]
+    assert [layer.kind for layer in plan_layers([8, 16])][-1] == "conv"
+
+
+def test_pools_follow_every_second_conv_but_never_near_the_output() -> None:
+    layers = [layer for layer in plan_layers([8, 8, 16, 16, 32, 32]) if layer.kind != "relu"]
+    names = [layer.name for layer in layers]
+    assert names == [
+        "conv1",
+        "conv2",
+        "pool1",
+        "conv3",
+        "conv4",
+        "pool2",
+        "conv5",
+        "conv6",
+        "gap",
+        "conv7",
+    ]
+    # two channels: a pool after conv2 would sit right before the logits conv
+    assert "maxpool" not in [layer.kind for layer in plan_layers([8, 16])]
+    # pooling stops at 7x7: 28 -> 14 -> 7, no third pool however many convs follow
+    assert sum(layer.kind == "maxpool" for layer in plan_layers([8] * 12)) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channels": []}, r"model\.channels=\[\]: must be a non-empty list of positive integers"),
+        ({"channels": [16, -4]}, r"model\.channels=\[16, -4\]: -4 is not a positive integer"),
+        ({"channels": [16, 2.5]}, r"model\.channels=\[16, 2\.5\]: 2\.5 is not a positive integer"),
+        ({"channels": [8], "head": "fc"}, r"model\.head='fc': must be one of gap, conv"),
+        ({"channels": [8], "pool_every": 0}, r"model\.pool_every=0: must be a positive integer"),
+        ({"channels": [8, 8], "head": "conv"}, r"model\.head=conv needs a 1x1 map .* leaves 28x28"),
+        ({"channels": [8] * 20, "valid_tail": 18}, r"layer conv\d+ .* would shrink it below 1x1"),
+    ],
+)
+def test_bad_architectures_are_refused_with_the_value(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Net(**kwargs)

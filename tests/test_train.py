@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from src.train import train
+
+from .conftest import ROOT, compose_train
+
+TINY = ["data.val_size=100", "data.batch_size=32", "data.eval_batch_size=50"]
+
+
+def tiny_cfg(data_dir: Path, out: Path, *overrides: str):
+    return compose_train([f"data.data_dir={data_dir}", *TINY, *overrides], out)
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    # fit and test each write an event file into the run's tensorboard/ folder
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(
+        str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0}
+    )
+    events.Reload()
+    return events
+
+
+def test_fast_dev_run_through_the_hydra_config(tiny_data_dir: Path, tmp_path: Path) -> None:
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr"))
+    assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(metrics)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_channels_override_runs(tiny_data_dir: Path, tmp_path: Path) -> None:
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr", "model.channels=[32,64]"))
+    assert "val/acc" in metrics
+
+
+def test_tensorboard_event_file_holds_scalars_and_hparams(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    metrics = train(
+        tiny_cfg(tiny_data_dir, tmp_path, "trainer.max_epochs=2", "trainer.log_every_n_steps=5")
+    )
+    events = read_events(tmp_path)
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= scalars
+    assert {"test/acc", "test/loss", "lr-SGD"} <= scalars
+    val_acc = events.Scalars("val/acc")
+    assert [e.step for e in val_acc] == [6, 13]  # one per epoch of 7 batches
+    best = events.Scalars("val/acc_best")[-1].value
+    assert best == pytest.approx(max(e.value for e in val_acc))
+    assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+    # HParams tab: the run's hyperparameters and the metrics to compare by, no placeholder
+    plugin = events.PluginTagToContent("hparams")
+    session = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["model/channels"].string_value == "[16, 16, 32, 32, 64, 64]"
+    assert hparams["model/optimizer/lr"].number_value == pytest.approx(0.05)
+    assert hparams["data/batch_size"].number_value == 32
+    experiment = HParamsPluginData.FromString(plugin["_hparams_/experiment"]).experiment
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"val/acc_best", "test/acc"} <= metric_tags <= scalars
+    assert "hp_metric" not in scalars
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_runs_without_a_logger(tiny_data_dir: Path, tmp_path: Path) -> None:
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "logger=none", "trainer.max_epochs=1"))
+    assert "test/acc" in metrics
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_resume_from_checkpoint_continues_the_run(tiny_data_dir: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    # OneCycle's length is fixed by max_epochs; resuming into more epochs needs another schedule
+    schedule = "model/scheduler=step"
+    train(tiny_cfg(tiny_data_dir, first, schedule, "trainer.max_epochs=1", "test=false"))
+    last = first / "checkpoints" / "last.ckpt"
+    second = tmp_path / "second"
+    resume = [schedule, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
+    train(tiny_cfg(tiny_data_dir, second, *resume))
+    steps = [e.step for e in read_events(second).Scalars("val/acc")]
+    assert steps == [13]  # only epoch 2 ran, on from the checkpoint (7 batches an epoch)
+
+
+@pytest.mark.slow
+def test_short_real_mnist_run_reaches_95_percent(real_data_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_train(
+        [
+            f"data.data_dir={real_data_dir}",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=150",
+        ],
+        tmp_path,
+    )
+    metrics = train(cfg)
+    assert metrics["val/acc"] >= 0.95, metrics
+    assert metrics["test/acc"] >= 0.95, metrics
+
+
+def run_cli(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.channels=[]", "error: model.channels=[]: must be a non-empty list"),
+        ("model.channels=[16,-4]", "error: model.channels=[16, -4]: -4 is not a positive integer"),
+        ("data.batch_size=0", "error: data.batch_size=0: must be a positive integer"),
+        ("ckpt_path=/no/such.ckpt", "error: ckpt_path=/no/such.ckpt: no such checkpoint file"),
+    ],
+)
+def test_bad_values_stop_with_one_line_before_any_work(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    result = run_cli(override, f"hydra.run.dir={tmp_path}/run", f"data.data_dir={tmp_path}/data")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "data").exists()  # nothing was downloaded or laid out
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_ddp_sim_runs_two_cpu_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "trainer=ddp_sim", "debug=fdr", f"data.data_dir={tiny_data_dir}", *TINY,
+        f"hydra.run.dir={tmp_path}/run", "callbacks.progress_bar=null", "data.offline_dir=null",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert (
+        "All distributed processes registered. Starting with 2 processes"
+        in result.stderr + result.stdout
+    )
