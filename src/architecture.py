@@ -196,3 +196,100 @@ def analyze(layers: Sequence[Layer], input_size: int) -> list[LayerStats]:
         )
         size, rf, jump, start = out, rows[-1].receptive_field, rows[-1].jump, rows[-1].start
     return rows
+
+
+def final_receptive_field(stats: Sequence[LayerStats]) -> LayerStats:
+    """The last conv or pool before any global pooling: its units see the largest window of the
+    input that any spatial feature sees (ReLU and batch norm leave the window as it is)."""
+    before_gap = []
+    for row in stats:
+        if row.layer.kind == "gap":
+            break
+        before_gap.append(row)
+    return next(r for r in reversed(before_gap) if r.layer.kind in ("conv", "maxpool"))
+
+
+def check_architecture(stats: Sequence[LayerStats]) -> list[str]:
+    """Warnings about a layout the tutorial argues against; empty when it is sound."""
+    found = []
+    input_size = stats[0].in_size
+    last = final_receptive_field(stats)
+    if last.receptive_field < input_size:
+        found.append(
+            f"the receptive field of {last.layer.name} is {last.receptive_field}x"
+            f"{last.receptive_field}, smaller than the {input_size}x{input_size} input: the last "
+            "layer never sees the whole digit (add convs, or pools earlier on)"
+        )
+    convs = [i for i, row in enumerate(stats) if row.layer.kind == "conv"]
+    if len(convs) >= 2:
+        for row in stats[convs[-2] :]:
+            if row.layer.kind == "maxpool":
+                found.append(
+                    f"{row.layer.name} is a max-pool within the last two conv layers: pooling "
+                    "this close to the output throws away detail the classifier needs"
+                )
+    if stats[-1].layer.kind == "relu":
+        found.append(
+            f"{stats[-1].layer.name} is a ReLU on the logits: it clamps negative scores to 0, so "
+            "wrong classes cannot be pushed down and those units stop learning"
+        )
+    return found
+
+
+TABLE_HEADER = (
+    "layer",
+    "object size",
+    "kernel",
+    "output size",
+    "receptive field",
+    "jump",
+    "weights",
+    "biases",
+    "params",
+    "MACs",
+)
+
+
+def table_rows(stats: Sequence[LayerStats]) -> list[tuple[str, ...]]:
+    """One row per layer that changes something (ReLUs are left out), then the totals."""
+    rows = []
+    for row in stats:
+        layer = row.layer
+        if layer.kind == "relu":
+            continue
+        kernel = {
+            "conv": f"{layer.kernel}x{layer.kernel}x{layer.in_channels} x{layer.out_channels}"
+            + f" p{layer.padding}",
+            "maxpool": f"max {layer.kernel}x{layer.kernel} /{layer.stride}",
+            "batchnorm": "batch norm",
+            "gap": f"avg {row.in_size}x{row.in_size}",
+        }[layer.kind]
+        rows.append(
+            (
+                layer.name,
+                f"{row.in_size}x{row.in_size}x{layer.in_channels}",
+                kernel,
+                f"{row.out_size}x{row.out_size}x{layer.out_channels}",
+                f"{row.receptive_field}x{row.receptive_field}",
+                str(row.jump),
+                f"{row.weights:,}",
+                f"{row.biases:,}",
+                f"{row.params:,}",
+                f"{row.macs:,}",
+            )
+        )
+    last = final_receptive_field(stats)
+    weights, biases = sum(r.weights for r in stats), sum(r.biases for r in stats)
+    macs = sum(r.macs for r in stats)
+    rf = f"{last.receptive_field}x{last.receptive_field} ({last.layer.name})"
+    totals = [f"{weights:,}", f"{biases:,}", f"{weights + biases:,}", f"{macs:,}"]
+    rows.append(("total", "", "", "", rf, "", *totals))
+    return rows
+
+
+def markdown_table(stats: Sequence[LayerStats]) -> str:
+    """The architecture table as Markdown, with any warnings below it."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(stats)]
+    lines += [f"\n**warning**: {warning}" for warning in check_architecture(stats)]
+    return "\n".join(lines) + "\n"

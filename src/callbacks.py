@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -10,6 +12,10 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils.tensorboard.summary import hparams
+
+from src.architecture import analyze, check_architecture, markdown_table
+
+log = logging.getLogger(__name__)
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -52,3 +58,24 @@ class HParamsSummary(L.Callback):
         writer = logger.experiment._get_file_writer()
         for summary in summaries:
             writer.add_summary(summary)
+
+
+class ArchitectureReport(L.Callback):
+    """At fit start: the Net's architecture table (sizes, receptive field, params, MACs) written
+    to `path` and to TensorBoard's Text tab, and its warnings logged."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        net = pl_module.net
+        stats = analyze(net.specs, net.input_size)
+        for warning in check_architecture(stats):
+            log.warning("architecture: %s", warning)
+        table = markdown_table(stats)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(table)
+        logger = tensorboard_logger(trainer)
+        if logger is not None:
+            logger.experiment.add_text("architecture", table, global_step=trainer.global_step)

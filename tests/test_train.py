@@ -67,6 +67,11 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
     metric_tags = {m.name.tag for m in experiment.metric_infos}
     assert {"val/acc_best", "test/acc"} <= metric_tags <= scalars
     assert "hp_metric" not in scalars
+    # the architecture table, in the run directory and in the Text tab
+    table = (tmp_path / "architecture.md").read_text()
+    assert "| conv6 | 7x7x64 |" in table and "| total |" in table
+    text = events.Tensors("architecture/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text == table
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 

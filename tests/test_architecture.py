@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from src.architecture import (
+    analyze,
+    check_architecture,
+    conv,
+    maxpool,
+    plan_layers,
+    relu,
+    table_rows,
+)
+from src.model import Net
+
+from .conftest import ROOT
+
+
+def test_200_unpadded_3x3_convs_bring_401_to_1() -> None:
+    layers = [conv(f"conv{i}", 1, 1) for i in range(1, 201)]
+    sizes = [row.out_size for row in analyze(layers, 401)]
+    assert sizes[0] == 399 and sizes[-2] == 3 and sizes[-1] == 1
+
+
+def test_a_pool_after_every_five_convs_brings_400_to_1_in_27_convs() -> None:
+    layers = []
+    for block in range(4):
+        layers += [conv(f"conv{5 * block + i}", 1, 1) for i in range(1, 6)]
+        layers.append(maxpool(f"pool{block + 1}", 1))
+    layers += [conv(f"conv{i}", 1, 1) for i in range(21, 28)]
+    rows = analyze(layers, 400)
+    assert sum(row.layer.kind == "conv" for row in rows) == 27
+    ends = [row.out_size for row in rows if row.layer.kind == "maxpool"]
+    before = [rows[i - 1].out_size for i, row in enumerate(rows) if row.layer.kind == "maxpool"]
+    assert before == [390, 185, 82, 31] and ends == [195, 92, 41, 15]
+    assert [row.out_size for row in rows[-7:]] == [13, 11, 9, 7, 5, 3, 1]
+
+
+def test_parameter_table_without_bias() -> None:
+    channels = [3, 32, 64, 128, 256, 512, 512]
+    layers = [
+        conv(f"conv{i}", a, b, bias=False) for i, (a, b) in enumerate(zip(channels, channels[1:]))
+    ]
+    weights = [row.weights for row in analyze(layers, 400)]
+    assert weights == [864, 18_432, 73_728, 294_912, 1_179_648, 2_359_296]
+    assert all(row.biases == 0 for row in analyze(layers, 400))
+
+
+def test_tutorial_net_summary() -> None:
+    stats = analyze(plan_layers([32, 64, 128, 256, 512, 1024], head="conv", valid_tail=3), 28)
+    convs = [row for row in stats if row.layer.kind == "conv"]
+    assert [row.params for row in convs] == [
+        320,
+        18_496,
+        73_856,
+        295_168,
+        1_180_160,
+        4_719_616,
+        92_170,
+    ]
+    assert [row.out_size for row in convs] == [28, 28, 14, 14, 5, 3, 1]
+    assert [row.receptive_field for row in convs] == [3, 5, 10, 14, 24, 32, 40]
+    total = table_rows(stats)[-1]
+    assert total[0] == "total" and total[-2] == "6,379,786" and total[4] == "40x40 (conv7)"
+
+
+def test_receptive_field_jump_and_start_by_hand() -> None:
+    # 5x5 input, two 3x3 convs with stride 2 and padding 1 (the receptive-field arithmetic guide's
+    # example): sizes 3 then 2, jumps 2 then 4, fields 3 then 7, first centre at 0.5 both times.
+    layers = [conv("a", 1, 1, padding=1, stride=2), conv("b", 1, 1, padding=1, stride=2)]
+    rows = analyze(layers, 5)
+    assert [(r.out_size, r.jump, r.receptive_field, r.start) for r in rows] == [
+        (3, 2, 3, 0.5),
+        (2, 4, 7, 0.5),
+    ]
+    # conv 3x3 p1, max-pool 2x2, conv 3x3 p1, conv 3x3 stride 2 unpadded, on 28x28
+    stack = [
+        conv("c1", 1, 4, padding=1),
+        maxpool("p1", 4),
+        conv("c2", 4, 8, padding=1),
+        conv("c3", 8, 8, stride=2),
+    ]
+    rows = analyze(stack, 28)
+    assert [r.out_size for r in rows] == [28, 14, 14, 6]
+    assert [r.receptive_field for r in rows] == [3, 4, 8, 12]
+    assert [r.jump for r in rows] == [1, 2, 2, 4]
+    assert [r.start for r in rows] == [0.5, 1.0, 1.0, 3.0]
+    assert [r.macs for r in rows] == [36 * 28 * 28, 0, 288 * 14 * 14, 576 * 6 * 6]
+
+
+@pytest.mark.parametrize(
+    ("channels", "options"),
+    [
+        ([8], {}),
+        ([16, 32], {}),
+        ([8, 16, 32, 64], {"batch_norm": True}),
+        ([8, 8, 16, 16, 32, 32], {"valid_tail": 2}),
+        ([32, 64, 128, 256, 512, 1024], {"head": "conv", "valid_tail": 3}),
+        ([8, 8, 8], {"pool_every": 1, "final_relu": True}),
+    ],
+)
+def test_table_matches_what_torch_builds(channels: list[int], options: dict) -> None:
+    net = Net(channels, **options).eval()
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [
+        net.get_submodule(spec.name).register_forward_hook(
+            lambda m, i, out, name=spec.name: shapes.__setitem__(name, tuple(out.shape[1:]))
+        )
+        for spec in net.specs
+    ]
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    for row in analyze(net.specs, 28):
+        size = row.out_size
+        assert shapes[row.layer.name] == (row.layer.out_channels, size, size), row.layer.name
+        module = net.get_submodule(row.layer.name)
+        assert sum(p.numel() for p in module.parameters()) == row.params, row.layer.name
+    total = int(table_rows(analyze(net.specs, 28))[-1][-2].replace(",", ""))
+    assert total == sum(p.numel() for p in net.parameters())
+
+
+def test_warnings() -> None:
+    assert check_architecture(analyze(plan_layers([16, 16, 32, 32, 64, 64]), 28)) == []
+    small = check_architecture(analyze(plan_layers([8, 16]), 28))
+    assert (
+        len(small) == 1 and "conv2 is 5x5" in small[0] and "never sees the whole digit" in small[0]
+    )
+    relu_on_logits = check_architecture(analyze(plan_layers([8] * 6, final_relu=True), 28))
+    assert any("relu7 is a ReLU on the logits" in w for w in relu_on_logits)
+    late_pool = [conv("c1", 1, 8, padding=1), relu("r1", 8), maxpool("p1", 8), conv("c2", 8, 10)]
+    assert any(
+        "p1 is a max-pool within the last two conv layers" in w
+        for w in check_architecture(analyze(late_pool, 28))
+    )
+
+
+def run_inspect(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "src.inspect", *overrides],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_inspect_prints_the_tutorial_table() -> None:
+    result = run_inspect("model=tutorial")
+    assert result.returncode == 0, result.stderr
+    for expected in ["conv7", "3x3x1024", "40x40 (conv7)", "6,379,786", "4,719,616", "158,980,608"]:
+        assert expected in result.stdout
+    assert "warning" not in result.stdout
+
+
+def test_inspect_warns_when_the_last_layer_cannot_see_the_digit() -> None:
+    result = run_inspect("model.channels=[8,16]")
+    assert result.returncode == 0, result.stderr
+    assert "warning: the receptive field of conv2 is 5x5" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.channels=[]", "error: model.channels=[]: must be a non-empty list"),
+        ("model.channels=[16,0]", "error: model.channels=[16, 0]: 0 is not a positive integer"),
+        ("model.channels=[16,a]", "error: model.channels=[16, 'a']: 'a' is not a positive integer"),
+        ("model.valid_tail=12", "error: model.valid_tail=12: must be between 0 and 6"),
+    ],
+)
+def test_inspect_errors_are_one_line(override: str, message: str) -> None:
+    result = run_inspect(override)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
