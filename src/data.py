@@ -245,6 +245,17 @@ class MNISTDataModule(L.LightningDataModule):
             "test": self.read(train=False, transform=transforms.Compose(to_tensor)),
         }
 
+    def probe_batch(self) -> tuple[Tensor, Tensor]:
+        """The first validation image of each digit, in digit order, on the CPU: the same
+        images on every call, for watching how the net's view of them changes."""
+        self.setup()
+        val = self.splits["val"]
+        labels = val[1].cpu() if self.fast else val.dataset.targets[val.indices]
+        firsts = [int((labels == d).nonzero()[0]) for d in range(10) if (labels == d).any()]
+        if self.fast:
+            return val[0][firsts].cpu(), labels[firsts]
+        return torch.stack([val[i][0] for i in firsts]), labels[firsts]
+
     def loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches | DataLoader:
         data = self.splits[split]
         if self.fast:

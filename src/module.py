@@ -88,11 +88,12 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, preds, y = self.step(batch)
         self.test_acc(preds, y)
         self.log("test/loss", loss, on_epoch=True, sync_dist=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
+        return preds  # for callbacks that look at the mistakes
 
     def configure_optimizers(self) -> dict[str, Any]:
         name, options = split_name(self.hparams.optimizer, "optimizer", OPTIMIZERS)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 import torch
@@ -42,9 +43,7 @@ def test_a_pool_after_every_five_convs_brings_400_to_1_in_27_convs() -> None:
 
 def test_parameter_table_without_bias() -> None:
     channels = [3, 32, 64, 128, 256, 512, 512]
-    layers = [
-        conv(f"conv{i}", a, b, bias=False) for i, (a, b) in enumerate(zip(channels, channels[1:]))
-    ]
+    layers = [conv(f"conv{i}", a, b, bias=False) for i, (a, b) in enumerate(pairwise(channels))]
     weights = [row.weights for row in analyze(layers, 400)]
     assert weights == [864, 18_432, 73_728, 294_912, 1_179_648, 2_359_296]
     assert all(row.biases == 0 for row in analyze(layers, 400))
