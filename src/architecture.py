@@ -278,13 +278,25 @@ def table_rows(stats: Sequence[LayerStats]) -> list[tuple[str, ...]]:
                 f"{row.macs:,}",
             )
         )
-    last = final_receptive_field(stats)
-    weights, biases = sum(r.weights for r in stats), sum(r.biases for r in stats)
-    macs = sum(r.macs for r in stats)
-    rf = f"{last.receptive_field}x{last.receptive_field} ({last.layer.name})"
-    totals = [f"{weights:,}", f"{biases:,}", f"{weights + biases:,}", f"{macs:,}"]
-    rows.append(("total", "", "", "", rf, "", *totals))
+    total = totals(stats)
+    rf = f"{total['receptive_field']}x{total['receptive_field']} ({total['receptive_field_of']})"
+    counts = [f"{total[key]:,}" for key in ("weights", "biases", "params", "macs")]
+    rows.append(("total", "", "", "", rf, "", *counts))
     return rows
+
+
+def totals(stats: Sequence[LayerStats]) -> dict[str, int | str]:
+    """Whole-net figures: weights, biases, params, MACs and the final receptive field."""
+    weights, biases = sum(r.weights for r in stats), sum(r.biases for r in stats)
+    last = final_receptive_field(stats)
+    return {
+        "weights": weights,
+        "biases": biases,
+        "params": weights + biases,
+        "macs": sum(r.macs for r in stats),
+        "receptive_field": last.receptive_field,
+        "receptive_field_of": last.layer.name,
+    }
 
 
 def markdown_table(stats: Sequence[LayerStats]) -> str:

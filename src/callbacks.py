@@ -108,11 +108,17 @@ def scale_to_unit(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     return (x - low) / (high - low).clamp_min(1e-12)
 
 
+GRID_LINE = torch.tensor([0.25, 0.45, 0.85])  # blue: no grey value can be mistaken for it
+
+
 def tile_grid(tiles: Tensor, columns: int, scale: int = 1) -> Tensor:
-    """(N, 1, h, w) tiles in [0, 1] -> one (3, H, W) image, tiles enlarged `scale` times and
-    separated by 1 grey pixel: H = rows*(h*scale + 1) + 1, W = columns*(w*scale + 1) + 1."""
+    """(N, 1, h, w) grey tiles in [0, 1] -> one (3, H, W) image, tiles enlarged `scale` times
+    and framed by 1-pixel blue lines: H = rows*(h*scale + 1) + 1, W = columns*(w*scale + 1) + 1."""
     tiles = tiles.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
-    return make_grid(tiles, nrow=columns, padding=1, pad_value=0.5)
+    grid = make_grid(tiles, nrow=columns, padding=1, pad_value=-1.0)
+    lines = grid[0] < 0
+    grid[:, lines] = GRID_LINE[:, None]
+    return grid
 
 
 def kernel_grid(weight: Tensor, max_filters: int, normalize: str, scale: int) -> Tensor:

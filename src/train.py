@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
+from src.architecture import analyze, totals
 from src.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,8 +33,8 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and test) as `cfg` says; returns the final metrics."""
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and test) as `cfg` says; returns the final metrics and the net's size."""
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -51,17 +56,43 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update((name, float(value)) for name, value in trainer.callback_metrics.items())
 
     log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
-    return metrics
+    size = totals(analyze(model.net.specs, model.net.input_size))
+    return {
+        "params": size["params"],
+        "macs": size["macs"],
+        "receptive_field": size["receptive_field"],
+        "val_acc_best": metrics.get("val/acc_best"),
+        "test_acc": metrics.get("test/acc"),
+        "epochs": trainer.current_epoch,
+        "metrics": metrics,
+    }
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
+    """Runs `train` and writes result.json into the run directory, whatever happens. A bad
+    value ends a single run with one line and exit code 2; in a sweep, a failed job is
+    recorded as failed and the other jobs go on."""
+    started = time.perf_counter()
+    hydra_cfg = HydraConfig.get()
+    result: dict[str, Any] = {"overrides": list(hydra_cfg.overrides.task), "status": "failed"}
     try:
-        metrics = train(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    return metrics.get(cfg.optimized_metric)
+        result.update(train(cfg), status="ok")
+        return result["metrics"].get(cfg.optimized_metric)
+    except Exception as err:
+        result["error"] = (
+            str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+        )
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            log.error("job failed: %s", result["error"])
+            return None
+        if isinstance(err, ConfigError):
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    finally:
+        result["wall_time_s"] = round(time.perf_counter() - started, 2)
+        (Path(cfg.paths.output_dir) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, EventAccumulato
     overrides = [f"data.data_dir={data_dir}", *TINY, CHANNELS, "trainer.max_epochs=2"]
     cfg = compose_train(overrides, tmp / "run")
     probe = instantiate(cfg.data).probe_batch()
-    metrics = train(cfg)
+    metrics = train(cfg)["metrics"]
     return tmp / "run", read_events(tmp / "run"), {"probe": probe, "metrics": metrics}
 
 
@@ -110,7 +110,7 @@ def test_without_a_logger_the_callbacks_warn_and_the_run_completes(
         [f"data.data_dir={tiny_data_dir}", *TINY, "logger=none", "trainer.max_epochs=1"], tmp_path
     )
     with pytest.warns(UserWarning, match="KernelImages: no TensorBoard logger"):
-        metrics = train(cfg)
+        metrics = train(cfg)["metrics"]
     assert "test/acc" in metrics
     assert (tmp_path / "architecture.md").is_file()
 

@@ -31,22 +31,26 @@ def read_events(run_dir: Path) -> EventAccumulator:
 
 
 def test_fast_dev_run_through_the_hydra_config(tiny_data_dir: Path, tmp_path: Path) -> None:
-    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr"))
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr"))["metrics"]
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(metrics)
     assert 0.0 <= metrics["test/acc"] <= 1.0
 
 
-def test_channels_override_runs(tiny_data_dir: Path, tmp_path: Path) -> None:
-    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr", "model.channels=[32,64]"))
-    assert "val/acc" in metrics
+def test_channels_override_runs_and_reports_the_net_size(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    result = train(tiny_cfg(tiny_data_dir, tmp_path, "debug=fdr", "model.channels=[32,64]"))
+    # conv 1->32 (288 + bn 64), 32->64 (18,432 + bn 128), 1x1 64->10 (650)
+    assert result["params"] == 288 + 64 + 18_432 + 128 + 650
+    assert result["receptive_field"] == 5
+    assert result["val_acc_best"] == result["metrics"]["val/acc_best"]
 
 
 def test_tensorboard_event_file_holds_scalars_and_hparams(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
-    metrics = train(
-        tiny_cfg(tiny_data_dir, tmp_path, "trainer.max_epochs=2", "trainer.log_every_n_steps=5")
-    )
+    overrides = ["trainer.max_epochs=2", "trainer.log_every_n_steps=5"]
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, *overrides))["metrics"]
     events = read_events(tmp_path)
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= scalars
@@ -76,7 +80,9 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
 
 
 def test_runs_without_a_logger(tiny_data_dir: Path, tmp_path: Path) -> None:
-    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "logger=none", "trainer.max_epochs=1"))
+    metrics = train(tiny_cfg(tiny_data_dir, tmp_path, "logger=none", "trainer.max_epochs=1"))[
+        "metrics"
+    ]
     assert "test/acc" in metrics
     assert not (tmp_path / "tensorboard").exists()
 
@@ -104,7 +110,7 @@ def test_short_real_mnist_run_reaches_95_percent(real_data_dir: Path, tmp_path: 
         ],
         tmp_path,
     )
-    metrics = train(cfg)
+    metrics = train(cfg)["metrics"]
     assert metrics["val/acc"] >= 0.95, metrics
     assert metrics["test/acc"] >= 0.95, metrics
 

@@ -1,0 +1,122 @@
+"""Gathers a multirun sweep's results into one table and one plot, when the sweep ends.
+
+Every job writes result.json into its own directory (src/train.py); `GatherResults`, a Hydra
+callback, reads them all and writes results.csv, results.md and accuracy_vs_params.png into
+the sweep directory, and prints the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "job",
+    "status",
+    "overrides",
+    "params",
+    "macs",
+    "receptive_field",
+    "val_acc_best",
+    "test_acc",
+    "epochs",
+    "wall_time_s",
+    "error",
+)
+
+
+def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job directory with a result.json, best test accuracy first, failures last.
+    The overrides column keeps only what differs between jobs (what the sweep varied)."""
+    results = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")}
+    shared = set.intersection(*(set(r.get("overrides", [])) for r in results.values()))
+    rows = []
+    for job, result in results.items():
+        row = {key: result.get(key) for key in COLUMNS}
+        row["job"] = job
+        varied = [o for o in result.get("overrides", []) if len(results) == 1 or o not in shared]
+        row["overrides"] = " ".join(varied)
+        rows.append(row)
+    return sorted(
+        rows, key=lambda r: (r["status"] != "ok", -(r["test_acc"] or r["val_acc_best"] or 0))
+    )
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if value <= 1 else f"{value:.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> None:
+    done = [r for r in rows if r["status"] == "ok" and r["params"]]
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    ax = figure.subplots()
+    for row in done:
+        accuracy = row["test_acc"] if row["test_acc"] is not None else row["val_acc_best"]
+        ax.scatter(row["params"], 100 * accuracy, color="tab:blue")
+        ax.annotate(row["overrides"] or row["job"], (row["params"], 100 * accuracy), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set(xlabel="parameters", ylabel="test accuracy (%)", title="accuracy vs parameters")
+    ax.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    shown = [c for c in COLUMNS if c != "error"]
+    for column in shown:
+        table.add_column(column, justify="right" if column in ("params", "macs") else "left")
+    for row in rows:
+        style = None if row["status"] == "ok" else "red"
+        table.add_row(*(cell(row[c]) for c in shown), style=style)
+    console = Console(width=None if Console().is_terminal else 160)
+    console.print(table)
+    for row in rows:
+        if row["status"] != "ok":
+            console.print(f"[red]job {row['job']} failed:[/] {row['error']}")
+
+
+class GatherResults(Callback):
+    """Hydra callback: at the end of a multirun, the results table and plot."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not list(sweep_dir.glob("*/result.json")):
+            log.warning("no result.json under %s: nothing to gather", sweep_dir)
+            return
+        rows = read_results(sweep_dir)
+        write_csv(rows, sweep_dir / "results.csv")
+        write_markdown(rows, sweep_dir / "results.md")
+        plot_accuracy_vs_params(rows, sweep_dir / "accuracy_vs_params.png")
+        print_table(rows, f"sweep results ({sweep_dir})")

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from .conftest import CONF_DIR, ROOT
+from .test_train import TINY
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def sweep(
+    tmp_path: Path, data_dir: Path, *overrides: str, fdr: bool = True
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m src.train -m ...` as a user types it, with fast_dev_run-sized jobs (or, with
+    fdr=False, one epoch of the tiny data, logged to TensorBoard)."""
+    sweep_root = tmp_path / "multiruns"
+    size = "debug=fdr" if fdr else "trainer.max_epochs=1"
+    args = [
+        sys.executable, "-m", "src.train", "-m", size, f"data.data_dir={data_dir}", *TINY,
+        "data.offline_dir=null", "callbacks.progress_bar=null", f"paths.log_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep_root}", *overrides,
+    ]  # fmt: skip
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return result, sweep_root
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_csv(sweep_dir / "results.csv")
+    assert len(rows) == 2
+    assert {r["overrides"] for r in rows} == {"model.channels=[4,8]", "model.channels=[8,16]"}
+    assert all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        job = json.loads((sweep_dir / row["job"] / "result.json").read_text())
+        assert int(row["params"]) == job["params"] > 0
+        assert int(row["macs"]) == job["macs"] > 0
+        assert int(row["receptive_field"]) == job["receptive_field"] == 5
+        assert float(row["test_acc"]) == job["test_acc"]
+        assert float(row["val_acc_best"]) == job["val_acc_best"]
+        assert int(row["epochs"]) == job["epochs"] and float(row["wall_time_s"]) > 0
+    assert int(rows[0]["params"]) != int(rows[1]["params"])
+    assert (sweep_dir / "results.md").read_text().startswith("| job | status | overrides |")
+    assert (sweep_dir / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "sweep results" in result.stdout and "model.channels=[8,16]" in result.stdout
+
+
+def test_a_failed_job_is_a_row_and_the_others_go_on(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[8,16],[16,-4]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["overrides"]: r for r in read_csv(sweep_dir / "results.csv")}
+    assert rows["model.channels=[8,16]"]["status"] == "ok"
+    failed = rows["model.channels=[16,-4]"]
+    assert failed["status"] == "failed"
+    assert failed["error"] == "model.channels=[16, -4]: -4 is not a positive integer channel count"
+    assert "job 1 failed" in result.stdout
+
+
+def test_every_job_is_in_the_hparams_tab(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]", fdr=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    channels = set()
+    for job in ("0", "1"):
+        events = EventAccumulator(str(sweep_dir / job / "tensorboard"))
+        events.Reload()
+        plugin = events.PluginTagToContent("hparams")
+        start = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
+        channels.add(start.session_start_info.hparams["model/channels"].string_value)
+        assert "val/acc_best" in events.Tags()["scalars"]
+    assert channels == {"[4, 8]", "[8, 16]"}
+
+
+def test_parallel_jobs_through_the_joblib_launcher(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result, sweep_dir = sweep(
+        tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    rows = read_csv(sweep_dir / "results.csv")
+    assert sorted(r["job"] for r in rows) == ["0", "1"]
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_default_sweep_dirs_never_collide(tiny_data_dir: Path, tmp_path: Path) -> None:
+    args = [
+        sys.executable, "-m", "src.train", "-m", "debug=fdr", f"data.data_dir={tiny_data_dir}",
+        *TINY, "data.offline_dir=null", "callbacks.progress_bar=null", f"paths.log_dir={tmp_path}",
+        "callbacks.model_summary=null", "model.channels=[4]",
+    ]  # fmt: skip
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    second = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    sweeps = list((tmp_path / "train" / "multiruns").iterdir())
+    assert len(sweeps) == 2
+    assert all(
+        (s / "results.csv").is_file() and (s / "0" / "result.json").is_file() for s in sweeps
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["experiment=channels_sweep"], {"model.channels"}),
+        (["hparams_search=lr_batch"], {"model.optimizer.lr", "data.batch_size"}),
+    ],
+)
+def test_sweep_presets_compose(overrides: list[str], expected: set[str]) -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert set(cfg.hydra.sweeper.params) == expected
+
+
+def test_slurm_launcher_config_composes() -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose("train.yaml", ["hydra/launcher=submitit_slurm"], return_hydra_config=True)
+    assert (
+        cfg.hydra.launcher._target_
+        == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    )
