@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +78,24 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test accuracy (or best val accuracy) against parameter count, one labelled point per
+    finished job; labels alternate above and below so neighbours stay readable."""
     done = [r for r in rows if r["status"] == "ok" and r["params"]]
-    figure = Figure(figsize=(7, 4.5), dpi=100)
+    varied = sorted({o.split("=", 1)[0] for r in done for o in r["overrides"].split()})
+    figure = Figure(figsize=(8, 5), dpi=100)
     ax = figure.subplots()
-    for row in done:
-        accuracy = row["test_acc"] if row["test_acc"] is not None else row["val_acc_best"]
-        ax.scatter(row["params"], 100 * accuracy, color="tab:blue")
-        ax.annotate(row["overrides"] or row["job"], (row["params"], 100 * accuracy), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    for i, row in enumerate(sorted(done, key=lambda r: r["params"])):
+        accuracy = 100 * (row["test_acc"] if row["test_acc"] is not None else row["val_acc_best"])
+        values = " ".join(o.split("=", 1)[-1] for o in row["overrides"].split()) or row["job"]
+        ax.scatter(row["params"], accuracy, color="tab:blue")
+        label = f"{values} (RF {row['receptive_field']})"
+        offset = (4, 6 if i % 2 == 0 else -12)
+        ax.annotate(label, (row["params"], accuracy), xytext=offset, textcoords="offset points",
+                    fontsize=7)  # fmt: skip
     ax.set_xscale("log")
-    ax.set(xlabel="parameters", ylabel="test accuracy (%)", title="accuracy vs parameters")
+    ax.margins(x=0.25, y=0.1)  # room for the labels
+    title = f"accuracy vs parameters over {', '.join(varied) or 'jobs'} (RF: receptive field)"
+    ax.set(xlabel="parameters", ylabel="test accuracy (%)", title=title)
     ax.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
@@ -107,16 +116,30 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
             console.print(f"[red]job {row['job']} failed:[/] {row['error']}")
 
 
+def gather(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Writes results.csv, results.md and accuracy_vs_params.png into `sweep_dir` from its
+    jobs' result.json files and prints the table; returns the rows."""
+    if not list(sweep_dir.glob("*/result.json")):
+        log.warning("no result.json under %s: nothing to gather", sweep_dir)
+        return []
+    rows = read_results(sweep_dir)
+    write_csv(rows, sweep_dir / "results.csv")
+    write_markdown(rows, sweep_dir / "results.md")
+    plot_accuracy_vs_params(rows, sweep_dir / "accuracy_vs_params.png")
+    print_table(rows, f"sweep results ({sweep_dir})")
+    return rows
+
+
 class GatherResults(Callback):
     """Hydra callback: at the end of a multirun, the results table and plot."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if not list(sweep_dir.glob("*/result.json")):
-            log.warning("no result.json under %s: nothing to gather", sweep_dir)
-            return
-        rows = read_results(sweep_dir)
-        write_csv(rows, sweep_dir / "results.csv")
-        write_markdown(rows, sweep_dir / "results.md")
-        plot_accuracy_vs_params(rows, sweep_dir / "accuracy_vs_params.png")
-        print_table(rows, f"sweep results ({sweep_dir})")
+        gather(Path(config.hydra.sweep.dir))
+
+
+if __name__ == "__main__":
+    # Gather again by hand, e.g. after an interrupted sweep: python -m src.sweep <sweep dir>
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        sys.exit("usage: python -m src.sweep logs/train/multiruns/<sweep>")
+    if not gather(Path(sys.argv[1])):
+        sys.exit(1)

@@ -14,6 +14,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
@@ -24,12 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, letting our ConfigError through instead of Hydra's wrapper."""
+    """hydra.utils.instantiate, turning a refused config value into a one-line ConfigError:
+    ours, an unknown argument (TypeError), a value the class refuses (ValueError; Lightning's
+    MisconfigurationException, e.g. trainer=gpu with no GPU) or one that needs a package that
+    is missing (ImportError). Anything else keeps its traceback."""
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
     except InstantiationException as err:
-        if isinstance(err.__cause__, ConfigError):
-            raise err.__cause__ from None
+        cause = err.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
+            first_line = str(cause).strip().splitlines()[0]
+            raise ConfigError(f"{cfg._get_full_key(None)}: {first_line}") from None
         raise
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,12 @@ def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path:
     assert (sweep_dir / "results.md").read_text().startswith("| job | status | overrides |")
     assert (sweep_dir / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "sweep results" in result.stdout and "model.channels=[8,16]" in result.stdout
+    # gathered again by hand (e.g. after an interrupted sweep)
+    (sweep_dir / "results.csv").unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "src.sweep", str(sweep_dir)], cwd=ROOT, capture_output=True
+    )
+    assert again.returncode == 0 and read_csv(sweep_dir / "results.csv") == rows
 
 
 def test_a_failed_job_is_a_row_and_the_others_go_on(tiny_data_dir: Path, tmp_path: Path) -> None:
@@ -98,19 +105,23 @@ def test_parallel_jobs_through_the_joblib_launcher(tiny_data_dir: Path, tmp_path
 
 
 def test_default_sweep_dirs_never_collide(tiny_data_dir: Path, tmp_path: Path) -> None:
+    # Two sweeps started together from another folder, with the default paths: each gets its
+    # own logs/train/multiruns/<date>_<time>_<microseconds>/ there.
     args = [
         sys.executable, "-m", "src.train", "-m", "debug=fdr", f"data.data_dir={tiny_data_dir}",
-        *TINY, "data.offline_dir=null", "callbacks.progress_bar=null", f"paths.log_dir={tmp_path}",
-        "callbacks.model_summary=null", "model.channels=[4]",
+        *TINY, "data.offline_dir=null", "callbacks.progress_bar=null", "model.channels=[4]",
     ]  # fmt: skip
-    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    second = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
-    sweeps = list((tmp_path / "train" / "multiruns").iterdir())
-    assert len(sweeps) == 2
-    assert all(
-        (s / "results.csv").is_file() and (s / "0" / "result.json").is_file() for s in sweeps
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sweeps = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in sweeps] == [0, 0]
+    dirs = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    assert len(dirs) == 2
+    assert all((d / "results.csv").is_file() and (d / "0" / "result.json").is_file() for d in dirs)
 
 
 @pytest.mark.parametrize(

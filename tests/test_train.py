@@ -130,6 +130,10 @@ def run_cli(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         ("model.channels=[16,-4]", "error: model.channels=[16, -4]: -4 is not a positive integer"),
         ("data.batch_size=0", "error: data.batch_size=0: must be a positive integer"),
         ("ckpt_path=/no/such.ckpt", "error: ckpt_path=/no/such.ckpt: no such checkpoint file"),
+        ("trainer.accelerator=mps", "error: trainer: `MPSAccelerator` can not run on your system"),
+        ("trainer.accelerator=quantum", "error: trainer: You selected an invalid accelerator name"),
+        ("+trainer.epochs=3", "error: trainer: Trainer.__init__() got an unexpected keyword"),
+        ("+model.optimizer.betas=1", "error: model.optimizer.betas: not an option of sgd"),
     ],
 )
 def test_bad_values_stop_with_one_line_before_any_work(
