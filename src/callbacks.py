@@ -319,3 +319,14 @@ def mistakes_figure(mistakes: list[tuple[Tensor, int, int]]) -> Figure:
         ax.set_title(f"pred {pred} / true {true}", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+class ReleaseProcessGroup(L.Callback):
+    """Destroys the process group at the end of each stage in `ddp_spawn` workers. Those
+    processes end without running atexit hooks, so Lightning's own clean-up never runs there
+    and a worker could abort on exit ("terminate called without an active exception")."""
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (and test) as `cfg` says; returns the final metrics and the net's size."""
+def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Fit (and test) as `cfg` says, with `extra_callbacks` (for programs that call this, like
+    scripts/benchmark.py) beside the configured ones; returns the final metrics and the net's
+    size."""
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -52,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Entries set to null on the command line (e.g. callbacks.progress_bar=null) are left out.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks += extra_callbacks
     if not loggers:  # Lightning refuses an LR monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,3 +159,5 @@ def test_ddp_sim_runs_two_cpu_processes(tiny_data_dir: Path, tmp_path: Path) -> 
         "All distributed processes registered. Starting with 2 processes"
         in result.stderr + result.stdout
     )
+    outcome = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert outcome["status"] == "ok" and 0 <= outcome["test_acc"] <= 1
