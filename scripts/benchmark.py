@@ -98,12 +98,12 @@ def bare_loop(module: MNISTClassifier, batches: TensorBatches, steps: int, warmu
     return (steps - warmup) * batches.batch_size / (time.perf_counter() - start)
 
 
-def lightning_loop(steps: int, warmup: int, out: Path) -> float:
+def lightning_loop(steps: int, warmup: int, out: Path, *overrides: str) -> float:
     """Images/s of the project's Trainer (default callbacks and logger) for the same steps."""
     timer = StepTimer(warmup)
     cfg = config(
         f"paths.output_dir={out}", "trainer.max_epochs=1", f"+trainer.limit_train_batches={steps}",
-        "trainer.limit_val_batches=0", "test=false",
+        "+trainer.limit_val_batches=0", "test=false", *overrides,
     )  # fmt: skip
     train(cfg, extra_callbacks=[timer])
     return (steps - warmup) * cfg.data.batch_size / (timer.end - timer.start)

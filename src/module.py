@@ -9,7 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.errors import ConfigError
@@ -45,7 +45,8 @@ def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
 class MNISTClassifier(L.LightningModule):
     """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...).
 
-    Logs train/loss, train/acc, val/loss, val/acc, val/acc_best, test/loss, test/acc.
+    Logs train/loss (every step), train/loss_epoch, train/acc, val/loss, val/acc, val/acc_best,
+    test/loss, test/acc.
     """
 
     def __init__(self, optimizer: dict[str, Any], scheduler: dict[str, Any], **net: Any) -> None:
@@ -54,6 +55,7 @@ class MNISTClassifier(L.LightningModule):
         split_name(scheduler, "scheduler", SCHEDULERS)
         self.save_hyperparameters()
         self.net = Net(**net)
+        self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
@@ -73,10 +75,16 @@ class MNISTClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, preds, y = self.step(batch)
-        self.train_acc(preds, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        # One self.log per step: each call costs Lightning about 1 ms on this CPU, 3% of a step.
+        # The epoch figures accumulate in metrics and are logged once, at the epoch's end.
+        self.train_loss.update(loss.detach())
+        self.train_acc.update(preds, y)
+        self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss)
+        self.log("train/acc", self.train_acc, prog_bar=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, preds, y = self.step(batch)

@@ -54,7 +54,14 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
     metrics = train(tiny_cfg(tiny_data_dir, tmp_path, *overrides))["metrics"]
     events = read_events(tmp_path)
     scalars = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= scalars
+    assert {
+        "train/loss",
+        "train/loss_epoch",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+    } <= scalars
     assert {"test/acc", "test/loss", "lr-SGD"} <= scalars
     val_acc = events.Scalars("val/acc")
     assert [e.step for e in val_acc] == [6, 13]  # one per epoch of 7 batches
