@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -44,29 +45,9 @@ class Net(nn.Sequential):
     no gradient; training is slower and can stall. It is off by default and kept for comparison.
     """
 
-    def __init__(
-        self,
-        channels: Sequence[int],
-        pool_every: int = 2,
-        valid_tail: int = 0,
-        head: str = "gap",
-        batch_norm: bool = False,
-        final_relu: bool = False,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        input_size: int = 28,
-    ) -> None:
-        specs = plan_layers(
-            channels,
-            pool_every=pool_every,
-            valid_tail=valid_tail,
-            head=head,
-            batch_norm=batch_norm,
-            final_relu=final_relu,
-            in_channels=in_channels,
-            num_classes=num_classes,
-            input_size=input_size,
-        )
+    def __init__(self, channels: Sequence[int], input_size: int = 28, **layout: Any) -> None:
+        # layout: pool_every, valid_tail, head, batch_norm, final_relu, in_channels, num_classes
+        specs = plan_layers(channels, input_size=input_size, **layout)
         modules = OrderedDict((spec.name, build_layer(spec)) for spec in specs)
         modules["flatten"] = nn.Flatten()
         modules["log_softmax"] = nn.LogSoftmax(dim=1)

@@ -17,6 +17,8 @@ from src.data import stage_offline_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
+# The tutorial's own parameter summary of its Net, conv1 to conv7 (with biases).
+TUTORIAL_CONV_PARAMS = [320, 18_496, 73_856, 295_168, 1_180_160, 4_719_616, 92_170]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

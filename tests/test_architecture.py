@@ -18,7 +18,7 @@ from src.architecture import (
 )
 from src.model import Net
 
-from .conftest import ROOT
+from .conftest import ROOT, TUTORIAL_CONV_PARAMS
 
 
 def test_200_unpadded_3x3_convs_bring_401_to_1() -> None:
@@ -52,15 +52,7 @@ def test_parameter_table_without_bias() -> None:
 def test_tutorial_net_summary() -> None:
     stats = analyze(plan_layers([32, 64, 128, 256, 512, 1024], head="conv", valid_tail=3), 28)
     convs = [row for row in stats if row.layer.kind == "conv"]
-    assert [row.params for row in convs] == [
-        320,
-        18_496,
-        73_856,
-        295_168,
-        1_180_160,
-        4_719_616,
-        92_170,
-    ]
+    assert [row.params for row in convs] == TUTORIAL_CONV_PARAMS
     assert [row.out_size for row in convs] == [28, 28, 14, 14, 5, 3, 1]
     assert [row.receptive_field for row in convs] == [3, 5, 10, 14, 24, 32, 40]
     total = table_rows(stats)[-1]
