@@ -16,12 +16,13 @@ from src.errors import ConfigError
 from src.model import Net
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
-# scheduler name -> (class, how often Lightning steps it)
 SCHEDULERS = {
-    "none": (None, None),
-    "onecycle": (torch.optim.lr_scheduler.OneCycleLR, "step"),
-    "step": (torch.optim.lr_scheduler.StepLR, "epoch"),
+    "none": None,
+    "onecycle": torch.optim.lr_scheduler.OneCycleLR,
+    "step": torch.optim.lr_scheduler.StepLR,
 }
+# how often Lightning steps each scheduler
+SCHEDULER_INTERVAL = {"onecycle": "step", "step": "epoch"}
 
 
 def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
@@ -30,9 +31,8 @@ def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
     name = options.pop("name", None)
     if name not in choices:
         raise ConfigError(f"model.{group}.name={name!r}: must be one of {', '.join(choices)}")
-    cls = choices[name][0] if isinstance(choices[name], tuple) else choices[name]
-    if cls is not None:
-        allowed = set(inspect.signature(cls).parameters) - {"params", "optimizer"}
+    if choices[name] is not None:
+        allowed = set(inspect.signature(choices[name]).parameters) - {"params", "optimizer"}
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ConfigError(
@@ -107,13 +107,13 @@ class MNISTClassifier(L.LightningModule):
         name, options = split_name(self.hparams.optimizer, "optimizer", OPTIMIZERS)
         optimizer = OPTIMIZERS[name](self.parameters(), **options)
         name, options = split_name(self.hparams.scheduler, "scheduler", SCHEDULERS)
-        scheduler_cls, interval = SCHEDULERS[name]
-        if scheduler_cls is None:
+        if SCHEDULERS[name] is None:
             return {"optimizer": optimizer}
         if name == "onecycle":
             options.setdefault("max_lr", optimizer.defaults["lr"])
             options["total_steps"] = self.trainer.estimated_stepping_batches
-        scheduler = scheduler_cls(optimizer, **options)
+        scheduler = SCHEDULERS[name](optimizer, **options)
+        interval = SCHEDULER_INTERVAL[name]
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
