@@ -1,4 +1,5 @@
-"""Lightning callbacks that write what a run did to TensorBoard."""
+"""Lightning callbacks: what a run does, drawn into TensorBoard (hyperparameters, architecture,
+kernels, activations, test views), and the process-group clean-up that ddp_spawn needs."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ class HParamsSummary(TensorBoardCallback):
             "model": dict(pl_module.hparams),
             "seed": torch.initial_seed(),  # what seed_everything set
         }
+        # hparams() takes only the metric names from this dict; it writes no values
         summaries = hparams(flatten(params), dict.fromkeys(self.metrics, 0.0))
         for summary in summaries:
             writer._get_file_writer().add_summary(summary)

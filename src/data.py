@@ -167,6 +167,11 @@ class MNISTDataModule(L.LightningDataModule):
             )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers!r}: must be an integer >= 0")
+        if offline_dir and not Path(offline_dir).is_dir():
+            raise ConfigError(
+                f"data.offline_dir={offline_dir}: no such folder; name the folder holding the "
+                "four MNIST .gz files (or leave it unset to download)"
+            )
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.offline_dir = Path(offline_dir) if offline_dir else None

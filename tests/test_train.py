@@ -138,6 +138,7 @@ def run_cli(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         ("model.channels=[16,-4]", "error: model.channels=[16, -4]: -4 is not a positive integer"),
         ("data.batch_size=0", "error: data.batch_size=0: must be a positive integer"),
         ("ckpt_path=/no/such.ckpt", "error: ckpt_path=/no/such.ckpt: no such checkpoint file"),
+        ("data.offline_dir=/no/such", "error: data.offline_dir=/no/such: no such folder"),
         ("trainer.accelerator=mps", "error: trainer: `MPSAccelerator` can not run on your system"),
         ("trainer.accelerator=quantum", "error: trainer: You selected an invalid accelerator name"),
         ("+trainer.epochs=3", "error: trainer: Trainer.__init__() got an unexpected keyword"),
