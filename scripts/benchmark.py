@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from src.data import MNISTDataModule, TensorBatches
-from src.module import MNISTClassifier
+from src.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
 from src.train import instantiate, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,13 +78,8 @@ def bare_loop(module: MNISTClassifier, batches: TensorBatches, steps: int, warmu
     """Images/s of a plain PyTorch loop over the same net, optimizer and schedule."""
     net = module.net.train()
     hp = module.hparams
-    optimizer = torch.optim.SGD(
-        net.parameters(), **{k: v for k, v in hp.optimizer.items() if k != "name"}
-    )
-    schedule = {k: v for k, v in hp.scheduler.items() if k != "name"}
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=hp.optimizer["lr"], total_steps=steps, **schedule
-    )
+    optimizer, scheduler = build_optimization(net.parameters(), hp.optimizer, hp.scheduler, steps)
+    per_batch = scheduler is not None and SCHEDULER_INTERVAL[hp.scheduler["name"]] == "step"
     start = 0.0
     for i, (x, y) in enumerate(batches):
         if i == warmup:
@@ -95,7 +90,8 @@ def bare_loop(module: MNISTClassifier, batches: TensorBatches, steps: int, warmu
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        scheduler.step()
+        if per_batch:  # an epoch-wise schedule does not move within these few hundred steps
+            scheduler.step()
     return (steps - warmup) * batches.batch_size / (time.perf_counter() - start)
 
 

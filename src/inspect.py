@@ -30,15 +30,13 @@ def architecture_table(stats: list[LayerStats], title: str) -> Table:
     return table
 
 
-def report(cfg: DictConfig, console: Console) -> list[str]:
-    """Prints the table and warnings for `cfg.model`; returns the warnings."""
+def report(cfg: DictConfig, console: Console) -> None:
+    """Prints the table and warnings for `cfg.model`."""
     net = instantiate(cfg.model, _convert_="all").net
     stats = analyze(net.specs, net.input_size)
     console.print(architecture_table(stats, f"model.channels={list(cfg.model.channels)}"))
-    warnings = check_architecture(stats)
-    for warning in warnings:
+    for warning in check_architecture(stats):
         console.print(f"[bold yellow]warning:[/] {warning}")
-    return warnings
 
 
 def main(overrides: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
@@ -40,6 +41,22 @@ def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
     return name, options
+
+
+def build_optimization(
+    params: Iterable[Tensor], optimizer_cfg: dict, scheduler_cfg: dict, total_steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    """The optimizer and LR scheduler (or None) that the model config names. OneCycle peaks at
+    the optimizer's lr unless max_lr is given, over `total_steps` steps."""
+    name, options = split_name(optimizer_cfg, "optimizer", OPTIMIZERS)
+    optimizer = OPTIMIZERS[name](params, **options)
+    name, options = split_name(scheduler_cfg, "scheduler", SCHEDULERS)
+    if SCHEDULERS[name] is None:
+        return optimizer, None
+    if name == "onecycle":
+        options.setdefault("max_lr", optimizer.defaults["lr"])
+        options["total_steps"] = total_steps
+    return optimizer, SCHEDULERS[name](optimizer, **options)
 
 
 class MNISTClassifier(L.LightningModule):
@@ -104,16 +121,15 @@ class MNISTClassifier(L.LightningModule):
         return preds  # for callbacks that look at the mistakes
 
     def configure_optimizers(self) -> dict[str, Any]:
-        name, options = split_name(self.hparams.optimizer, "optimizer", OPTIMIZERS)
-        optimizer = OPTIMIZERS[name](self.parameters(), **options)
-        name, options = split_name(self.hparams.scheduler, "scheduler", SCHEDULERS)
-        if SCHEDULERS[name] is None:
+        optimizer, scheduler = build_optimization(
+            self.parameters(),
+            self.hparams.optimizer,
+            self.hparams.scheduler,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+        )
+        if scheduler is None:
             return {"optimizer": optimizer}
-        if name == "onecycle":
-            options.setdefault("max_lr", optimizer.defaults["lr"])
-            options["total_steps"] = self.trainer.estimated_stepping_batches
-        scheduler = SCHEDULERS[name](optimizer, **options)
-        interval = SCHEDULER_INTERVAL[name]
+        interval = SCHEDULER_INTERVAL[self.hparams.scheduler["name"]]
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
