@@ -9,7 +9,7 @@
 3. wall clock from the start of fit to the end of fit for `experiment=fast`, and the test
    accuracy it reaches.
 
-    python scripts/benchmark.py [--repeats 3] [--steps 200] [--out logs/benchmark.json]
+    python scripts/benchmark.py [--repeats 5] [--steps 200] [--out logs/benchmark.json]
 
 Run it from the repository root (data/ and logs/ are taken from there, as `src.train` does);
 it needs MNIST in data/ or MNIST_OFFLINE_DIR set (as `make train` does).
@@ -108,7 +108,7 @@ def lightning_loop(steps: int, warmup: int, out: Path, *overrides: str) -> float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("logs/benchmark.json"))
@@ -148,13 +148,21 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
     results["loader"] = {"tutorial_epoch_s": tutorial_s, "fast_epoch_s": fast_s,
                          "speedup": tutorial_s / fast_s, "batches": len(fast_batches)}  # fmt: skip
 
-    # 2. bare loop vs Lightning, alternately
+    # 2. bare loop vs Lightning, alternately and in turn first, so that a drift in the machine's
+    # speed over the run weighs on both alike
     bare, lightning = [], []
-    for repeat in range(args.repeats):
+
+    def time_bare() -> None:
         L.seed_everything(cfg.seed, verbose=False)
         module = instantiate(cfg.model, _convert_="all").to(device)
         bare.append(bare_loop(module, fast_batches, args.steps, args.warmup))
+
+    for repeat in range(args.repeats):
+        if repeat % 2 == 0:
+            time_bare()
         lightning.append(lightning_loop(args.steps, args.warmup, workdir / f"lightning{repeat}"))
+        if repeat % 2 == 1:
+            time_bare()
     step_s = cfg.data.batch_size / statistics.median(bare)
     results["throughput"] = {
         "steps": args.steps, "warmup": args.warmup, "batch_size": cfg.data.batch_size,

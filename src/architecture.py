@@ -4,7 +4,8 @@ to the feature map's size, the receptive field, the parameter count and the work
 The layout rule that turns `channels` into layers (the tutorial's rules, written down):
 
 * every entry of `channels` is a 3x3 conv followed by a ReLU (with `batch_norm`, conv -> batch
-  norm -> ReLU, and the conv has no bias, which the norm would cancel); a final conv maps the
+  norm -> ReLU, and the conv has no bias, which the norm would cancel; with `dropout` > 0, a
+  dropout layer with that rate follows each of these ReLUs); a final conv maps the
   last channel count to the 10 class logits, with no ReLU after it (`final_relu` puts the
   tutorial's one back);
 * convs keep the map's size (padding 1), except the last `valid_tail` convs, which use no
@@ -32,7 +33,8 @@ MIN_POOLED_SIZE = 7  # MNIST strokes need a few pixels each; the tutorial stops 
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer as the arithmetic sees it. `kind` is conv, batchnorm, relu, maxpool or gap."""
+    """One layer as the arithmetic sees it. `kind` is conv, batchnorm, relu, dropout, maxpool or
+    gap; `rate` is a dropout layer's drop probability."""
 
     kind: str
     name: str
@@ -43,6 +45,7 @@ class Layer:
     padding: int = 0
     dilation: int = 1
     bias: bool = True
+    rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ def relu(name: str, channels: int) -> Layer:
     return Layer("relu", name, channels, channels, bias=False)
 
 
+def drop(name: str, channels: int, rate: float) -> Layer:
+    return Layer("dropout", name, channels, channels, bias=False, rate=rate)
+
+
 def gap(name: str, channels: int) -> Layer:
     return Layer("gap", name, channels, channels, bias=False)
 
@@ -106,6 +113,7 @@ def plan_layers(
     valid_tail: int = 0,
     head: str = "gap",
     batch_norm: bool = False,
+    dropout: float = 0.0,
     final_relu: bool = False,
     in_channels: int = 1,
     num_classes: int = 10,
@@ -123,6 +131,8 @@ def plan_layers(
         raise ConfigError(f"model.valid_tail={valid_tail!r}: must be an integer")
     if not 0 <= valid_tail <= n_3x3:
         raise ConfigError(f"model.valid_tail={valid_tail}: must be between 0 and {n_3x3}")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise ConfigError(f"model.dropout={dropout!r}: must be a rate in [0, 1)")
 
     layers: list[Layer] = []
     size, c_prev, n_pools = input_size, in_channels, 0
@@ -132,6 +142,8 @@ def plan_layers(
         if batch_norm:
             layers.append(batchnorm(f"bn{i}", c_out))
         layers.append(relu(f"relu{i}", c_out))
+        if dropout > 0:
+            layers.append(drop(f"drop{i}", c_out, dropout))
         size += 2 * padding - 2
         convs_after = n_convs - i
         if i % pool_every == 0 and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
@@ -251,11 +263,12 @@ TABLE_HEADER = (
 
 
 def table_rows(stats: Sequence[LayerStats]) -> list[tuple[str, ...]]:
-    """One row per layer that changes something (ReLUs are left out), then the totals."""
+    """One row per layer that changes something (ReLUs and dropout are left out), then the
+    totals."""
     rows = []
     for row in stats:
         layer = row.layer
-        if layer.kind == "relu":
+        if layer.kind in ("relu", "dropout"):
             continue
         kernel = {
             "conv": f"{layer.kernel}x{layer.kernel}x{layer.in_channels} x{layer.out_channels}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
@@ -27,7 +28,9 @@ RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-LOADERS = ("auto", "fast", "torchvision")
+LOADERS = ("fast", "torchvision")
+# what a blank (0) pixel becomes after normalize(): the fill for pixels shifted in
+BACKGROUND = -MNIST_MEAN / MNIST_STD
 
 
 def file_md5(path: Path) -> str:
@@ -80,11 +83,39 @@ def normalize(images: Tensor) -> Tensor:
     return images.unsqueeze(1).float().div(255).sub(MNIST_MEAN).div(MNIST_STD)
 
 
+def affine(images: Tensor, angles: Tensor, shifts: Tensor) -> Tensor:
+    """Normalized images (N, 1, H, W) each turned by `angles[i]` radians (counter-clockwise on
+    screen) about its centre and moved by `shifts[i]` = (right, down) pixels, bilinear, with the
+    pixels that come in from outside set to the background."""
+    n, _, height, width = images.shape
+    cos, sin = angles.cos(), angles.sin()
+    # affine_grid maps each output pixel to where it samples the input, in [-1, 1] coordinates
+    dx, dy = -2 * shifts[:, 0] / width, -2 * shifts[:, 1] / height
+    theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
+    grid = F.affine_grid(theta.to(images), [n, 1, height, width], align_corners=False)
+    return F.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND
+
+
+def random_affine(
+    images: Tensor, rotation: float, translate: float, generator: torch.Generator
+) -> Tensor:
+    """torchvision's RandomAffine(rotation, translate=(translate, translate)) for a whole batch
+    at once: angles uniform in [-rotation, rotation] degrees, shifts uniform up to `translate`
+    of the image's size."""
+    n, _, height, width = images.shape
+    angles = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
+    shifts = (torch.rand(n, 2, generator=generator) * 2 - 1) * translate
+    shifts = shifts * torch.tensor([width, height])
+    return affine(images, angles.to(images.device), shifts.to(images.device))
+
+
 class TensorBatches:
     """Batches taken by index from whole-split tensors: no per-sample Python work.
 
     Shuffled afresh on each pass (seeded, so runs repeat). With several processes each rank
     takes every world_size-th example of the same order, so ranks see equal, disjoint shares.
+    With `rotation` (degrees) or `translate` (fraction of the size), each batch is augmented by
+    `random_affine`, on the batch's device, from the same seeded generator.
     """
 
     def __init__(
@@ -96,10 +127,13 @@ class TensorBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        rotation: float = 0.0,
+        translate: float = 0.0,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
+        self.rotation, self.translate = rotation, translate
         self.passes = 0
 
     def __len__(self) -> int:
@@ -107,28 +141,29 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.labels)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed((self.seed + self.passes) % 2**63)
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
+        generator = torch.Generator().manual_seed((self.seed + self.passes) % 2**63)
         self.passes += 1
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         share = n // self.world_size
         order = order[: share * self.world_size][self.rank :: self.world_size]
         order = order.to(self.images.device)
+        augment = self.rotation > 0 or self.translate > 0
         for batch in order.split(self.batch_size):
-            yield self.images[batch], self.labels[batch]
+            images = self.images[batch]
+            if augment:
+                images = random_affine(images, self.rotation, self.translate, generator)
+            yield images, self.labels[batch]
 
 
 class MNISTDataModule(L.LightningDataModule):
     """MNIST normalized with mean 0.1307 / std 0.3081; `val_size` of the 60k training images
     (chosen by a seeded permutation) validate, the 10k test images test.
 
-    loader: "fast" holds each split as one tensor on the training device and takes batches by
-    index; "torchvision" is the tutorial's dataset + per-sample transforms + DataLoader, needed
-    for augmentation (`rotation` degrees, `translate` fraction); "auto" picks fast unless
-    augmenting. Data comes from `offline_dir` (four .gz files) when set, else torchvision's
-    download.
+    loader: "fast" holds each split as one tensor on the training device, takes batches by index
+    and augments whole batches (`random_affine`); "torchvision" is the tutorial's dataset +
+    per-sample transforms (RandomAffine when augmenting) + DataLoader. Augmentation (`rotation`
+    degrees, `translate` fraction of the size) applies to training batches only. Data comes from
+    `offline_dir` (four .gz files) when set, else torchvision's download.
     """
 
     def __init__(
@@ -138,7 +173,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: int = 5_000,
         batch_size: int = 128,
         eval_batch_size: int = 1_000,
-        loader: str = "auto",
+        loader: str = "fast",
         rotation: float = 0.0,
         translate: float = 0.0,
         num_workers: int = 0,
@@ -159,12 +194,6 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.rotation={rotation}, data.translate={translate}: rotation must be >= 0 "
                 "degrees and translate a fraction in [0, 1)"
             )
-        augment = rotation > 0 or translate > 0
-        if loader == "fast" and augment:
-            raise ConfigError(
-                "data.loader=fast cannot augment (data.rotation/data.translate are set): "
-                "use data.loader=torchvision or auto"
-            )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers!r}: must be an integer >= 0")
         if offline_dir and not Path(offline_dir).is_dir():
@@ -175,8 +204,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.offline_dir = Path(offline_dir) if offline_dir else None
-        self.augment = augment
-        self.fast = loader == "fast" or (loader == "auto" and not augment)
+        self.fast = loader == "fast"
         self.splits: dict[str, tuple[Tensor, Tensor] | Subset] = {}
 
     @property
@@ -238,7 +266,7 @@ class MNISTDataModule(L.LightningDataModule):
     def dataset_splits(self) -> dict[str, Subset | MNIST]:
         to_tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
         augment = []
-        if self.augment:
+        if self.hparams.rotation > 0 or self.hparams.translate > 0:
             shift = self.hparams.translate
             augment = [transforms.RandomAffine(self.hparams.rotation, translate=(shift, shift))]
         train_full = self.read(train=True, transform=transforms.Compose(augment + to_tensor))
@@ -269,7 +297,10 @@ class MNISTDataModule(L.LightningDataModule):
             )
             # torch.initial_seed() follows the run's `seed`, and is the same on every rank.
             seed = torch.initial_seed()
-            return TensorBatches(*data, batch_size, shuffle, seed, rank=rank, world_size=world)
+            augment = split == "train"
+            rotation = self.hparams.rotation if augment else 0.0
+            translate = self.hparams.translate if augment else 0.0
+            return TensorBatches(*data, batch_size, shuffle, seed, rank, world, rotation, translate)
         return DataLoader(
             data,
             batch_size=batch_size,

@@ -28,6 +28,8 @@ def build_layer(spec: Layer) -> nn.Module:
         return nn.MaxPool2d(spec.kernel, spec.stride)
     if spec.kind == "relu":
         return nn.ReLU()
+    if spec.kind == "dropout":
+        return nn.Dropout(spec.rate)
     if spec.kind == "gap":
         return nn.AdaptiveAvgPool2d(1)
     raise ValueError(f"unknown layer kind {spec.kind!r}")
@@ -46,7 +48,8 @@ class Net(nn.Sequential):
     """
 
     def __init__(self, channels: Sequence[int], input_size: int = 28, **layout: Any) -> None:
-        # layout: pool_every, valid_tail, head, batch_norm, final_relu, in_channels, num_classes
+        # layout: pool_every, valid_tail, head, batch_norm, dropout, final_relu, in_channels,
+        # num_classes
         specs = plan_layers(channels, input_size=input_size, **layout)
         modules = OrderedDict((spec.name, build_layer(spec)) for spec in specs)
         modules["flatten"] = nn.Flatten()

@@ -62,8 +62,8 @@ def build_optimization(
 class MNISTClassifier(L.LightningModule):
     """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...).
 
-    Logs train/loss (every step), train/loss_epoch, train/acc, val/loss, val/acc, val/acc_best,
-    test/loss, test/acc.
+    Logs train/loss (every `trainer.log_every_n_steps` steps), train/loss_epoch, train/acc,
+    val/loss, val/acc, val/acc_best, test/loss, test/acc.
     """
 
     def __init__(self, optimizer: dict[str, Any], scheduler: dict[str, Any], **net: Any) -> None:
@@ -72,8 +72,10 @@ class MNISTClassifier(L.LightningModule):
         split_name(scheduler, "scheduler", SCHEDULERS)
         self.save_hyperparameters()
         self.net = Net(**net)
-        self.train_loss = MeanMetric()
-        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        # Their per-step input checks (a NaN scan, a label range scan) cost 1.5% of training speed
+        # on a 2-core CPU. Labels and argmax are always in range; a NaN loss shows as a NaN mean.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_acc_best = MaxMetric()
@@ -92,11 +94,15 @@ class MNISTClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, preds, y = self.step(batch)
-        # One self.log per step: each call costs Lightning about 1 ms on this CPU, 3% of a step.
         # The epoch figures accumulate in metrics and are logged once, at the epoch's end.
         self.train_loss.update(loss.detach())
         self.train_acc.update(preds, y)
-        self.log("train/loss", loss, prog_bar=True)
+        # Lightning writes step values to the logger every log_every_n_steps steps only, and a
+        # self.log call costs about 0.8 ms on a 2-core CPU (2.5% of a step): log on those steps,
+        # and on an epoch's last batch so that the run's final metrics hold its last loss.
+        every = self.trainer.log_every_n_steps
+        if self.trainer.is_last_batch or (every and (self.global_step + 1) % every == 0):
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def on_train_epoch_end(self) -> None:

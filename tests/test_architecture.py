@@ -92,6 +92,7 @@ def test_receptive_field_jump_and_start_by_hand() -> None:
         ([8, 8, 16, 16, 32, 32], {"valid_tail": 2}),
         ([32, 64, 128, 256, 512, 1024], {"head": "conv", "valid_tail": 3}),
         ([8, 8, 8], {"pool_every": 1, "final_relu": True}),
+        ([8, 10, 12, 14, 14, 16], {"batch_norm": True, "dropout": 0.1}),
     ],
 )
 def test_table_matches_what_torch_builds(channels: list[int], options: dict) -> None:
@@ -159,6 +160,7 @@ def test_inspect_warns_when_the_last_layer_cannot_see_the_digit() -> None:
         ("model.channels=[16,0]", "error: model.channels=[16, 0]: 0 is not a positive integer"),
         ("model.channels=[16,a]", "error: model.channels=[16, 'a']: 'a' is not a positive integer"),
         ("model.valid_tail=12", "error: model.valid_tail=12: must be between 0 and 6"),
+        ("model.dropout=1.5", "error: model.dropout=1.5: must be a rate in [0, 1)"),
     ],
 )
 def test_inspect_errors_are_one_line(override: str, message: str) -> None:

@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from src.data import RAW_MD5, MNISTDataModule, TensorBatches, file_md5, stage_offline_files
+from src.data import (
+    BACKGROUND,
+    RAW_MD5,
+    MNISTDataModule,
+    TensorBatches,
+    affine,
+    file_md5,
+    random_affine,
+    stage_offline_files,
+)
 from src.errors import ConfigError
 
 
@@ -32,10 +41,57 @@ def test_split_sizes_and_batch_shapes(tiny_data_dir: Path, loader: str) -> None:
     assert sum(len(y) for _, y in test) == 100
 
 
-def test_auto_loader_is_fast_unless_augmenting(tiny_data_dir: Path) -> None:
-    assert isinstance(ready(tiny_data_dir, val_size=100).train_dataloader(), TensorBatches)
-    augmented = ready(tiny_data_dir, val_size=100, rotation=10.0)
-    assert isinstance(augmented.train_dataloader(), DataLoader)
+def test_affine_turns_and_shifts_whole_pixels_exactly() -> None:
+    images = torch.randn(2, 1, 6, 6)
+    turned = affine(images, torch.full((2,), math.pi / 2), torch.zeros(2, 2))
+    # a quarter turn counter-clockwise on screen: the top row becomes the left column, upwards
+    torch.testing.assert_close(turned, torch.rot90(images, 1, dims=(2, 3)), atol=1e-5, rtol=0)
+    shifted = affine(images, torch.zeros(2), torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(shifted[0, :, :, 2:], images[0, :, :, :-2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(shifted[1, :, 1:], images[1, :, :-1], atol=1e-5, rtol=0)
+    # what comes in from outside is the background, the value of a blank pixel
+    assert torch.allclose(shifted[0, :, :, :2], torch.tensor(BACKGROUND))
+    assert torch.allclose(shifted[1, :, :1], torch.tensor(BACKGROUND))
+
+
+def test_random_affine_moves_digits_but_keeps_blank_background() -> None:
+    generator = torch.Generator().manual_seed(0)
+    blank = torch.full((4, 1, 28, 28), BACKGROUND)
+    assert torch.allclose(random_affine(blank, 15.0, 0.1, generator), blank)
+    digits = torch.full((4, 1, 28, 28), BACKGROUND)
+    digits[:, :, 8:20, 12:16] = 2.8  # a bar, white after normalize()
+    moved = random_affine(digits, 15.0, 0.1, generator)
+    assert moved.shape == digits.shape
+    changed = (moved - digits).abs().flatten(1).amax(dim=1)
+    assert (changed > 0.5).all()  # every image moved, each its own way
+    assert len({tuple(m.flatten().tolist()) for m in moved}) == 4
+    ink = (digits - BACKGROUND).sum(dim=(1, 2, 3))
+    assert torch.allclose((moved - BACKGROUND).sum(dim=(1, 2, 3)), ink, rtol=0.05)
+
+
+@pytest.mark.parametrize("loader", ["fast", "torchvision"])
+def test_augmentation_changes_training_batches_only(tiny_data_dir: Path, loader: str) -> None:
+    plain = ready(tiny_data_dir, val_size=100, loader=loader)
+    augmented = ready(tiny_data_dir, val_size=100, loader=loader, rotation=10.0, translate=0.1)
+    torch.manual_seed(0)
+    x_plain, y_plain = next(iter(plain.train_dataloader()))
+    torch.manual_seed(0)
+    x_aug, y_aug = next(iter(augmented.train_dataloader()))
+    assert torch.equal(y_plain, y_aug)  # the same examples, in the same order
+    assert not torch.allclose(x_plain, x_aug)
+    for split in ("val", "test"):
+        loader_plain = getattr(plain, f"{split}_dataloader")()
+        loader_aug = getattr(augmented, f"{split}_dataloader")()
+        assert torch.equal(next(iter(loader_plain))[0], next(iter(loader_aug))[0])
+
+
+def test_fast_augmentation_repeats_with_the_seed(tiny_data_dir: Path) -> None:
+    dm = ready(tiny_data_dir, val_size=100, rotation=10.0, translate=0.1)
+    torch.manual_seed(7)
+    first = [x for x, _ in dm.train_dataloader()]
+    torch.manual_seed(7)
+    again = [x for x, _ in dm.train_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
 def test_real_mnist_sizes_and_normalization(real_data_dir: Path) -> None:
@@ -134,8 +190,8 @@ def test_unreadable_raw_file_is_one_clear_error(tiny_data_dir: Path) -> None:
     [
         ({"batch_size": 0}, r"data\.batch_size=0: must be a positive integer"),
         ({"val_size": -5}, r"data\.val_size=-5: must be a positive integer"),
-        ({"loader": "turbo"}, r"data\.loader='turbo': must be one of auto, fast, torchvision"),
-        ({"loader": "fast", "rotation": 5.0}, r"data\.loader=fast cannot augment"),
+        ({"loader": "turbo"}, r"data\.loader='turbo': must be one of fast, torchvision"),
+        ({"rotation": -5.0}, r"data\.rotation=-5\.0, data\.translate=0\.0: rotation must be >= 0"),
     ],
 )
 def test_bad_values_are_refused(kwargs: dict, message: str) -> None:

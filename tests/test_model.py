@@ -57,6 +57,21 @@ def test_final_relu_flag_puts_the_tutorial_relu_back() -> None:
     assert [layer.kind for layer in plan_layers([8, 16])][-1] == "conv"
 
 
+def test_dropout_follows_each_hidden_relu_and_is_off_in_eval_mode() -> None:
+    net = Net([8, 16, 16], batch_norm=True, dropout=0.2)
+    drops = {name: m for name, m in net.named_children() if isinstance(m, torch.nn.Dropout)}
+    assert list(drops) == ["drop1", "drop2", "drop3"]
+    assert all(m.p == 0.2 for m in drops.values())
+    names = [name for name, _ in net.named_children()]
+    assert names.index("drop1") == names.index("relu1") + 1
+    assert param_count(net) == param_count(Net([8, 16, 16], batch_norm=True))
+    x = torch.randn(4, 1, 28, 28)
+    net.eval()
+    torch.testing.assert_close(net(x), net(x))
+    net.train()
+    assert not torch.allclose(net(x), net(x))
+
+
 def test_pools_follow_every_second_conv_but_never_near_the_output() -> None:
     layers = [layer for layer in plan_layers([8, 8, 16, 16, 32, 32]) if layer.kind != "relu"]
     names = [layer.name for layer in layers]

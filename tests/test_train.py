@@ -65,6 +65,7 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
     assert {"test/acc", "test/loss", "lr-SGD"} <= scalars
     val_acc = events.Scalars("val/acc")
     assert [e.step for e in val_acc] == [6, 13]  # one per epoch of 7 batches
+    assert [e.step for e in events.Scalars("train/loss")] == [4, 9]  # every 5th of 14 steps
     best = events.Scalars("val/acc_best")[-1].value
     assert best == pytest.approx(max(e.value for e in val_acc))
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
