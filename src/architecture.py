@@ -8,7 +8,10 @@ The layout rule that turns `channels` into layers (the tutorial's rules, written
   dropout layer with that rate follows each of these ReLUs); a final conv maps the
   last channel count to the 10 class logits, with no ReLU after it (`final_relu` puts the
   tutorial's one back);
-* convs keep the map's size (padding 1), except the last `valid_tail` convs, which use no
+* `kernels`, one per entry of `channels`, changes an entry's kernel size from 3: a 1 makes a 1x1
+  conv, a transition that mixes (usually fewer) channels per pixel without growing the
+  receptive field, so that the next 3x3 conv costs fewer parameters;
+* convs keep the map's size (padding kernel // 2), except the last `valid_tail` convs, which use no
   padding and so shrink the map by 2 each (the tutorial's way of reaching 1x1 without an FC layer);
 * a 2x2 max-pool follows every `pool_every`-th conv, unless fewer than two convs would follow it
   (max-pooling never sits near the output) or it would make the map smaller than 7x7;
@@ -111,6 +114,7 @@ def plan_layers(
     *,
     pool_every: int = 2,
     valid_tail: int = 0,
+    kernels: Sequence[int] | None = None,
     head: str = "gap",
     batch_norm: bool = False,
     dropout: float = 0.0,
@@ -131,20 +135,22 @@ def plan_layers(
         raise ConfigError(f"model.valid_tail={valid_tail!r}: must be an integer")
     if not 0 <= valid_tail <= n_3x3:
         raise ConfigError(f"model.valid_tail={valid_tail}: must be between 0 and {n_3x3}")
+    kernels = check_kernels(kernels, len(channels))
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         raise ConfigError(f"model.dropout={dropout!r}: must be a rate in [0, 1)")
 
     layers: list[Layer] = []
     size, c_prev, n_pools = input_size, in_channels, 0
     for i, c_out in enumerate(channels, start=1):
-        padding = 0 if i > n_3x3 - valid_tail else 1
-        layers.append(conv(f"conv{i}", c_prev, c_out, 3, padding, bias=not batch_norm))
+        kernel = kernels[i - 1]
+        padding = 0 if i > n_3x3 - valid_tail else kernel // 2
+        layers.append(conv(f"conv{i}", c_prev, c_out, kernel, padding, bias=not batch_norm))
         if batch_norm:
             layers.append(batchnorm(f"bn{i}", c_out))
         layers.append(relu(f"relu{i}", c_out))
         if dropout > 0:
             layers.append(drop(f"drop{i}", c_out, dropout))
-        size += 2 * padding - 2
+        size += 2 * padding - (kernel - 1)
         convs_after = n_convs - i
         if i % pool_every == 0 and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
             n_pools += 1
@@ -169,6 +175,23 @@ def plan_layers(
             "use model.head=gap or change model.valid_tail"
         )
     return layers
+
+
+def check_kernels(kernels: object, n_channels: int) -> list[int]:
+    """One odd kernel size per channel entry (all 3 when None), or a ConfigError."""
+    if kernels is None:
+        return [3] * n_channels
+    if not isinstance(kernels, Sequence) or isinstance(kernels, str) or len(kernels) != n_channels:
+        raise ConfigError(
+            f"model.kernels={kernels!r}: must list one kernel size per model.channels entry "
+            f"({n_channels}), e.g. 3 for a 3x3 conv and 1 for a 1x1 transition"
+        )
+    for k in kernels:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ConfigError(
+                f"model.kernels={list(kernels)!r}: {k!r} is not an odd positive kernel size"
+            )
+    return list(kernels)
 
 
 def analyze(layers: Sequence[Layer], input_size: int) -> list[LayerStats]:

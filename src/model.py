@@ -48,8 +48,8 @@ class Net(nn.Sequential):
     """
 
     def __init__(self, channels: Sequence[int], input_size: int = 28, **layout: Any) -> None:
-        # layout: pool_every, valid_tail, head, batch_norm, dropout, final_relu, in_channels,
-        # num_classes
+        # layout: pool_every, valid_tail, kernels, head, batch_norm, dropout, final_relu,
+        # in_channels, num_classes
         specs = plan_layers(channels, input_size=input_size, **layout)
         modules = OrderedDict((spec.name, build_layer(spec)) for spec in specs)
         modules["flatten"] = nn.Flatten()

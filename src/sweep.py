@@ -2,7 +2,8 @@
 
 Every job writes result.json into its own directory (src/train.py); `GatherResults`, a Hydra
 callback, reads them all and writes results.csv, results.md and accuracy_vs_params.png into
-the sweep directory, and prints the table.
+the sweep directory, and prints the table and a summary line (mean and min test accuracy over
+the finished jobs: the figures a sweep over seeds is run for).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,9 +73,25 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Test accuracy mean, min and max over the finished jobs, and their median wall time per
+    epoch (a job's wall time, setup and test included, over its epochs)."""
+    done = [r for r in rows if r["status"] == "ok" and r["test_acc"] is not None]
+    if not done:
+        return "no finished job with a test accuracy"
+    accuracy = [100 * r["test_acc"] for r in done]
+    per_epoch = statistics.median(r["wall_time_s"] / max(r["epochs"], 1) for r in done)
+    return (
+        f"{len(done)} finished jobs: test accuracy mean {statistics.mean(accuracy):.2f}%, "
+        f"min {min(accuracy):.2f}%, max {max(accuracy):.2f}%; "
+        f"wall time per epoch {per_epoch:.1f} s (median)"
+    )
+
+
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows]
+    lines += ["", summary(rows)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -114,6 +132,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     for row in rows:
         if row["status"] != "ok":
             console.print(f"[red]job {row['job']} failed:[/] {row['error']}")
+    console.print(summary(rows))
 
 
 def gather(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -83,6 +83,20 @@ def test_receptive_field_jump_and_start_by_hand() -> None:
     assert [r.macs for r in rows] == [36 * 28 * 28, 0, 288 * 14 * 14, 576 * 6 * 6]
 
 
+def test_a_1x1_transition_mixes_channels_without_growing_the_field() -> None:
+    layers = plan_layers([8, 16, 8, 16], kernels=[3, 3, 1, 3], pool_every=3, batch_norm=True)
+    rows = {r.layer.name: r for r in analyze(layers, 28)}
+    assert [n for n in rows if n.startswith(("conv", "pool"))] == [
+        "conv1", "conv2", "conv3", "pool1", "conv4", "conv5",
+    ]  # fmt: skip
+    assert rows["conv3"].layer.kernel == 1 and rows["conv3"].layer.padding == 0
+    assert rows["conv3"].receptive_field == rows["conv2"].receptive_field == 5
+    assert rows["conv3"].out_size == 28
+    assert rows["conv3"].params == 16 * 8  # no bias under batch norm
+    assert rows["conv4"].params == 8 * 16 * 9  # half of what a 16->16 3x3 conv costs
+    assert rows["conv4"].receptive_field == 6 + 2 * 2  # after the pool, jump 2
+
+
 @pytest.mark.parametrize(
     ("channels", "options"),
     [
@@ -93,6 +107,7 @@ def test_receptive_field_jump_and_start_by_hand() -> None:
         ([32, 64, 128, 256, 512, 1024], {"head": "conv", "valid_tail": 3}),
         ([8, 8, 8], {"pool_every": 1, "final_relu": True}),
         ([8, 10, 12, 14, 14, 16], {"batch_norm": True, "dropout": 0.1}),
+        ([8, 16, 8, 12, 16], {"kernels": [3, 3, 1, 3, 5], "pool_every": 3, "valid_tail": 1}),
     ],
 )
 def test_table_matches_what_torch_builds(channels: list[int], options: dict) -> None:
@@ -161,6 +176,8 @@ def test_inspect_warns_when_the_last_layer_cannot_see_the_digit() -> None:
         ("model.channels=[16,a]", "error: model.channels=[16, 'a']: 'a' is not a positive integer"),
         ("model.valid_tail=12", "error: model.valid_tail=12: must be between 0 and 6"),
         ("model.dropout=1.5", "error: model.dropout=1.5: must be a rate in [0, 1)"),
+        ("model.kernels=[3,1]", "error: model.kernels=[3, 1]: must list one kernel size per"),
+        ("model.kernels=[3,3,2,3,3,3]", "error: model.kernels=[3, 3, 2, 3, 3, 3]: 2 is not an odd"),
     ],
 )
 def test_inspect_errors_are_one_line(override: str, message: str) -> None:

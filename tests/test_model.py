@@ -51,6 +51,21 @@ def test_tutorial_preset_rebuilds_the_tutorial_net(tmp_path: Path) -> None:
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+@pytest.mark.parametrize(
+    ("preset", "max_params", "max_epochs"),
+    [("tiny", 8_000, 15), ("micro", 5_000, 15), ("best", None, 20)],
+)
+def test_accuracy_presets_keep_within_their_budgets(
+    preset: str, max_params: int | None, max_epochs: int, tmp_path: Path
+) -> None:
+    cfg = compose_train([f"experiment={preset}"], tmp_path)
+    net = hydra.utils.instantiate(cfg.model, _convert_="all").net
+    if max_params is not None:
+        assert param_count(net) <= max_params
+    assert cfg.trainer.max_epochs <= max_epochs
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_final_relu_flag_puts_the_tutorial_relu_back() -> None:
     kinds = [layer.kind for layer in plan_layers([8, 16], final_relu=True)]
     assert kinds[-2:] == ["conv", "relu"]

@@ -56,7 +56,15 @@ def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path:
         assert float(row["val_acc_best"]) == job["val_acc_best"]
         assert int(row["epochs"]) == job["epochs"] and float(row["wall_time_s"]) > 0
     assert int(rows[0]["params"]) != int(rows[1]["params"])
-    assert (sweep_dir / "results.md").read_text().startswith("| job | status | overrides |")
+    markdown = (sweep_dir / "results.md").read_text()
+    assert markdown.startswith("| job | status | overrides |")
+    accuracy = sorted(100 * float(r["test_acc"]) for r in rows)
+    per_epoch = sorted(float(r["wall_time_s"]) / int(r["epochs"]) for r in rows)
+    line = (
+        f"2 finished jobs: test accuracy mean {sum(accuracy) / 2:.2f}%, min {accuracy[0]:.2f}%, "
+        f"max {accuracy[1]:.2f}%; wall time per epoch {sum(per_epoch) / 2:.1f} s (median)"
+    )
+    assert markdown.rstrip().endswith(line) and line in result.stdout
     assert (sweep_dir / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "sweep results" in result.stdout and "model.channels=[8,16]" in result.stdout
     # gathered again by hand (e.g. after an interrupted sweep)
