@@ -9,7 +9,7 @@
 3. wall clock from the start of fit to the end of fit for `experiment=fast`, and the test
    accuracy it reaches.
 
-    python scripts/benchmark.py [--repeats 5] [--steps 200] [--out logs/benchmark.json]
+    python scripts/benchmark.py [--repeats 5] [--steps 300] [--out logs/benchmark.json]
 
 Run it from the repository root (data/ and logs/ are taken from there, as `src.train` does);
 it needs MNIST in data/ or MNIST_OFFLINE_DIR set (as `make train` does).
@@ -109,7 +109,7 @@ def lightning_loop(steps: int, warmup: int, out: Path, *overrides: str) -> float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("logs/benchmark.json"))
     args = parser.parse_args()
