@@ -11,8 +11,9 @@ The layout rule that turns `channels` into layers (the tutorial's rules, written
 * `kernels`, one per entry of `channels`, changes an entry's kernel size from 3: a 1 makes a 1x1
   conv, a transition that mixes (usually fewer) channels per pixel without growing the
   receptive field, so that the next 3x3 conv costs fewer parameters;
-* convs keep the map's size (padding kernel // 2), except the last `valid_tail` convs, which use no
-  padding and so shrink the map by 2 each (the tutorial's way of reaching 1x1 without an FC layer);
+* convs keep the map's size (padding kernel // 2), except the last `valid_tail` convs, which use
+  no padding and so shrink the map by kernel - 1 each (2 for a 3x3: the tutorial's way of
+  reaching 1x1 without an FC layer);
 * a 2x2 max-pool follows every `pool_every`-th conv, unless fewer than two convs would follow it
   (max-pooling never sits near the output) or it would make the map smaller than 7x7;
 * `head="conv"`: the logits conv is a 3x3 conv that must leave a 1x1 map (the tutorial's head);
