@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -107,6 +108,18 @@ def test_resume_from_checkpoint_continues_the_run(tiny_data_dir: Path, tmp_path:
     train(tiny_cfg(tiny_data_dir, second, *resume))
     steps = [e.step for e in read_events(second).Scalars("val/acc")]
     assert steps == [13]  # only epoch 2 ran, on from the checkpoint (7 batches an epoch)
+
+
+def test_last_checkpoint_is_the_latest_epoch_not_the_best(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # lr 0 and no batch norm: the net never changes, val/acc never improves after epoch 0
+    frozen = ["model.optimizer.lr=0", "model/scheduler=none", "model.batch_norm=false"]
+    train(tiny_cfg(tiny_data_dir, tmp_path, *frozen, "trainer.max_epochs=2", "test=false"))
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (1, 14)  # 2 epochs of 7 batches
 
 
 @pytest.mark.slow
