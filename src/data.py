@@ -112,10 +112,12 @@ def random_affine(
 class TensorBatches:
     """Batches taken by index from whole-split tensors: no per-sample Python work.
 
-    Shuffled afresh on each pass (seeded, so runs repeat). With several processes each rank
-    takes every world_size-th example of the same order, so ranks see equal, disjoint shares.
-    With `rotation` (degrees) or `translate` (fraction of the size), each batch is augmented by
-    `random_affine`, on the batch's device, from the same seeded generator.
+    Shuffled afresh on each pass (seeded by the pass number, counted from `first_pass`, so runs
+    repeat and a resumed run goes on where it stopped). With several processes each rank takes
+    every world_size-th example of the same order, so ranks see equal, disjoint shares. With
+    `rotation` (degrees) or `translate` (fraction of the size), each batch is augmented by
+    `random_affine`, on the batch's device, from the same seeded generator, in the first
+    `augment_passes` passes (None: all).
     """
 
     def __init__(
@@ -129,25 +131,29 @@ class TensorBatches:
         world_size: int = 1,
         rotation: float = 0.0,
         translate: float = 0.0,
+        first_pass: int = 0,
+        augment_passes: int | None = None,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.rotation, self.translate = rotation, translate
-        self.passes = 0
+        self.passes, self.augment_passes = first_pass, augment_passes
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) // self.world_size / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.labels)
-        generator = torch.Generator().manual_seed((self.seed + self.passes) % 2**63)
-        self.passes += 1
+        this_pass, self.passes = self.passes, self.passes + 1
+        generator = torch.Generator().manual_seed((self.seed + this_pass) % 2**63)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         share = n // self.world_size
         order = order[: share * self.world_size][self.rank :: self.world_size]
         order = order.to(self.images.device)
-        augment = self.rotation > 0 or self.translate > 0
+        augment = (self.rotation > 0 or self.translate > 0) and (
+            self.augment_passes is None or this_pass < self.augment_passes
+        )
         for batch in order.split(self.batch_size):
             images = self.images[batch]
             if augment:
@@ -162,8 +168,9 @@ class MNISTDataModule(L.LightningDataModule):
     loader: "fast" holds each split as one tensor on the training device, takes batches by index
     and augments whole batches (`random_affine`); "torchvision" is the tutorial's dataset +
     per-sample transforms (RandomAffine when augmenting) + DataLoader. Augmentation (`rotation`
-    degrees, `translate` fraction of the size) applies to training batches only. Data comes from
-    `offline_dir` (four .gz files) when set, else torchvision's download.
+    degrees, `translate` fraction of the size) applies to training batches only, and on the fast
+    path to the first `augment_epochs` epochs only (None: all). Data comes from `offline_dir`
+    (four .gz files) when set, else torchvision's download.
     """
 
     def __init__(
@@ -178,6 +185,7 @@ class MNISTDataModule(L.LightningDataModule):
         translate: float = 0.0,
         num_workers: int = 0,
         split_seed: int = 12345,
+        augment_epochs: int | None = None,
     ) -> None:
         super().__init__()
         for key, value in [
@@ -187,6 +195,18 @@ class MNISTDataModule(L.LightningDataModule):
         ]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
+        if augment_epochs is not None and (
+            isinstance(augment_epochs, bool) or not isinstance(augment_epochs, int)
+            or augment_epochs < 1
+        ):  # fmt: skip
+            raise ConfigError(
+                f"data.augment_epochs={augment_epochs!r}: must be null or a positive integer"
+            )
+        if augment_epochs is not None and loader != "fast":
+            raise ConfigError(
+                f"data.augment_epochs={augment_epochs}: needs data.loader=fast (the torchvision "
+                "loader's transforms augment every epoch)"
+            )
         if loader not in LOADERS:
             raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
         if rotation < 0 or not 0 <= translate < 1:
@@ -297,10 +317,14 @@ class MNISTDataModule(L.LightningDataModule):
             )
             # torch.initial_seed() follows the run's `seed`, and is the same on every rank.
             seed = torch.initial_seed()
-            augment = split == "train"
-            rotation = self.hparams.rotation if augment else 0.0
-            translate = self.hparams.translate if augment else 0.0
-            return TensorBatches(*data, batch_size, shuffle, seed, rank, world, rotation, translate)
+            if split != "train":
+                return TensorBatches(*data, batch_size, shuffle, seed, rank, world)
+            hp = self.hparams
+            return TensorBatches(
+                *data, batch_size, shuffle, seed, rank, world, hp.rotation, hp.translate,
+                first_pass=self.trainer.current_epoch if self.trainer else 0,  # > 0 when resumed
+                augment_passes=hp.augment_epochs,
+            )  # fmt: skip
         return DataLoader(
             data,
             batch_size=batch_size,

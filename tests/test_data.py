@@ -94,6 +94,26 @@ def test_fast_augmentation_repeats_with_the_seed(tiny_data_dir: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
+def test_training_batches_are_clean_after_augment_epochs(tiny_data_dir: Path) -> None:
+    plain = ready(tiny_data_dir, val_size=100)
+    dm = ready(tiny_data_dir, val_size=100, rotation=10.0, translate=0.1, augment_epochs=2)
+    torch.manual_seed(0)
+    augmented, unaugmented = dm.train_dataloader(), plain.train_dataloader()
+    for epoch in range(3):
+        (x, y), (x_plain, y_plain) = next(iter(augmented)), next(iter(unaugmented))
+        assert torch.equal(y, y_plain)  # the same examples, in the same order
+        assert torch.equal(x, x_plain) == (epoch == 2), epoch  # epochs 0 and 1 augmented
+
+
+def test_resumed_batches_go_on_with_the_epoch_they_resume() -> None:
+    images, labels = torch.randn(10, 1, 4, 4), torch.arange(10)
+    fresh = TensorBatches(images, labels, 4, shuffle=True, seed=3, rotation=10.0)
+    resumed = TensorBatches(images, labels, 4, shuffle=True, seed=3, rotation=10.0, first_pass=1)
+    next(iter(fresh))  # epoch 0
+    for (x, y), (x_resumed, y_resumed) in zip(fresh, resumed, strict=True):  # epoch 1
+        assert torch.equal(y, y_resumed) and torch.equal(x, x_resumed)
+
+
 def test_real_mnist_sizes_and_normalization(real_data_dir: Path) -> None:
     dm = ready(real_data_dir)
     train_x, train_y = dm.splits["train"]
@@ -192,6 +212,11 @@ def test_unreadable_raw_file_is_one_clear_error(tiny_data_dir: Path) -> None:
         ({"val_size": -5}, r"data\.val_size=-5: must be a positive integer"),
         ({"loader": "turbo"}, r"data\.loader='turbo': must be one of fast, torchvision"),
         ({"rotation": -5.0}, r"data\.rotation=-5\.0, data\.translate=0\.0: rotation must be >= 0"),
+        ({"augment_epochs": 0}, r"data\.augment_epochs=0: must be null or a positive integer"),
+        (
+            {"augment_epochs": 2, "loader": "torchvision"},
+            r"data\.augment_epochs=2: needs data\.loader=fast",
+        ),
     ],
 )
 def test_bad_values_are_refused(kwargs: dict, message: str) -> None:
