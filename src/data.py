@@ -195,6 +195,8 @@ class MNISTDataModule(L.LightningDataModule):
         ]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
+        if loader not in LOADERS:
+            raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
         if augment_epochs is not None and (
             isinstance(augment_epochs, bool) or not isinstance(augment_epochs, int)
             or augment_epochs < 1
@@ -207,8 +209,6 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.augment_epochs={augment_epochs}: needs data.loader=fast (the torchvision "
                 "loader's transforms augment every epoch)"
             )
-        if loader not in LOADERS:
-            raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
         if rotation < 0 or not 0 <= translate < 1:
             raise ConfigError(
                 f"data.rotation={rotation}, data.translate={translate}: rotation must be >= 0 "
