@@ -33,6 +33,10 @@ LOADERS = ("fast", "torchvision")
 BACKGROUND = -MNIST_MEAN / MNIST_STD
 
 
+def is_positive_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
 def file_md5(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
@@ -193,14 +197,11 @@ class MNISTDataModule(L.LightningDataModule):
             ("eval_batch_size", eval_batch_size),
             ("val_size", val_size),
         ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_positive_int(value):
                 raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
         if loader not in LOADERS:
             raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
-        if augment_epochs is not None and (
-            isinstance(augment_epochs, bool) or not isinstance(augment_epochs, int)
-            or augment_epochs < 1
-        ):  # fmt: skip
+        if augment_epochs is not None and not is_positive_int(augment_epochs):
             raise ConfigError(
                 f"data.augment_epochs={augment_epochs!r}: must be null or a positive integer"
             )

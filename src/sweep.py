@@ -2,8 +2,8 @@
 
 Every job writes result.json into its own directory (src/train.py); `GatherResults`, a Hydra
 callback, reads them all and writes results.csv, results.md and accuracy_vs_params.png into
-the sweep directory, and prints the table and a summary line (mean and min test accuracy over
-the finished jobs: the figures a sweep over seeds is run for).
+the sweep directory, and prints the table and a summary line (mean, min and max test accuracy
+over the finished jobs, the figures a sweep over seeds is run for, and wall time per epoch).
 """
 
 from __future__ import annotations
