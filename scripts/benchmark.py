@@ -34,9 +34,10 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
+from src.config import instantiate
 from src.data import MNISTDataModule, TensorBatches
 from src.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
-from src.train import instantiate, train
+from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,43 +1,40 @@
-"""Lightning callbacks: what a run does, drawn into TensorBoard (hyperparameters, architecture,
-kernels, activations, test views), and the process-group clean-up that ddp_spawn needs."""
+"""Lightning callbacks: when to draw what a run does and where to log it (hyperparameters,
+architecture, learning rate, kernels, activations, test views); how it is drawn lives in
+`src.drawing`. And the process-group clean-up that ddp_spawn needs."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
-from matplotlib.figure import Figure
+from tensorboard.plugins.hparams import summary_v2 as hp
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
-from torchvision.utils import make_grid
 
-from src.architecture import analyze, check_architecture, markdown_table
-from src.data import MNIST_MEAN, MNIST_STD
+from src.architecture import analyze, markdown_table, totals
+from src.console import COMPACT_COLUMNS, console, print_architecture
+from src.data import denormalize
+from src.drawing import (
+    READING_GUIDE,
+    confusion_figure,
+    digits_figure,
+    feature_map_figure,
+    kernel_figure,
+    mistakes_figure,
+    order_mistakes,
+)
 from src.errors import ConfigError
 
-log = logging.getLogger(__name__)
-NORMALIZATIONS = ("per_kernel", "per_layer")
 
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer/lr': 0.1}; what TensorBoard cannot show -> str."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            plain = isinstance(value, (bool, int, float, str))
-            flat[f"{prefix}{key}"] = value if plain else str(value)
-    return flat
+def check_positive_int(key: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r}: must be a positive integer")
 
 
 def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
@@ -58,10 +55,46 @@ class TensorBoardCallback(L.Callback):
         return logger.experiment if logger is not None else None
 
 
+def run_hparams(
+    data: Mapping[str, Any], model: Mapping[str, Any], seed: int, net: torch.nn.Module
+) -> dict[str, bool | int | float | str]:
+    """The hyperparameters a reader compares runs by, most telling first: the net's shape and
+    the recipe, then its size and receptive field, then the layout's details. Booleans stay
+    booleans; unset values, paths and worker counts are left out."""
+    size = totals(analyze(net.specs, net.input_size))
+    optimizer, scheduler = model["optimizer"], model["scheduler"]
+    chosen = {
+        "channels": str(list(model["channels"])),
+        "lr": optimizer.get("lr"),
+        "batch_size": data.get("batch_size"),
+        "seed": seed,
+        "rotation": data.get("rotation"),
+        "translate": data.get("translate"),
+        "augment_epochs": data.get("augment_epochs"),
+        "label_smoothing": model.get("label_smoothing"),
+        "params": size["params"],
+        "receptive_field": size["receptive_field"],
+        "optimizer": optimizer.get("name"),
+        "weight_decay": optimizer.get("weight_decay"),
+        "scheduler": scheduler.get("name"),
+        "batch_norm": model.get("batch_norm"),
+        "dropout": model.get("dropout"),
+        "head": model.get("head"),
+        "pool_every": model.get("pool_every"),
+        "valid_tail": model.get("valid_tail"),
+        "kernels": str(list(model["kernels"])) if model.get("kernels") else None,
+        "final_relu": model.get("final_relu"),
+        "val_size": data.get("val_size"),
+        "loader": data.get("loader"),
+    }
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
 class HParamsSummary(TensorBoardCallback):
-    """Registers the run in TensorBoard's HParams tab: its hyperparameters (data, model, seed)
-    and the metrics to compare runs by. TensorBoard takes those metrics' values from the
-    scalars the run logs, so nothing is written as a placeholder."""
+    """Registers the run in TensorBoard's HParams tab: the hyperparameters of `run_hparams`, in
+    that order, and the metrics to compare runs by. TensorBoard sorts hyperparameters by name
+    and ticks the first five, so each name carries its rank ("01 channels") and shows its plain
+    display name ("channels"). The metrics' values come from the scalars the run logs."""
 
     def __init__(self, metrics: Sequence[str]) -> None:
         self.metrics = list(metrics)
@@ -72,20 +105,23 @@ class HParamsSummary(TensorBoardCallback):
         if writer is None:
             return
         datamodule = trainer.datamodule
-        params = {
-            "data": dict(datamodule.hparams) if datamodule is not None else {},
-            "model": dict(pl_module.hparams),
-            "seed": torch.initial_seed(),  # what seed_everything set
-        }
-        # hparams() takes only the metric names from this dict; it writes no values
-        summaries = hparams(flatten(params), dict.fromkeys(self.metrics, 0.0))
-        for summary in summaries:
+        data = dict(datamodule.hparams) if datamodule is not None else {}
+        seed = torch.initial_seed()  # what seed_everything set
+        values = run_hparams(data, dict(pl_module.hparams), seed, pl_module.net)
+        names = {key: f"{rank:02d} {key}" for rank, key in enumerate(values, start=1)}
+        experiment = hp.hparams_config_pb(
+            [hp.HParam(names[key], display_name=key) for key in values],
+            [hp.Metric(metric) for metric in self.metrics],
+        )
+        session = hp.hparams_pb({names[key]: value for key, value in values.items()})
+        for summary in (experiment, session):
             writer._get_file_writer().add_summary(summary)
 
 
 class ArchitectureReport(TensorBoardCallback):
-    """At fit start: the Net's architecture table (sizes, receptive field, params, MACs) written
-    to `path` and to TensorBoard's Text tab, and its warnings logged."""
+    """At fit start: the Net's architecture arithmetic (sizes, receptive field, params, MACs)
+    printed as a compact table with its warnings, written in full to `path` and to
+    TensorBoard's Text tab, beside a guide to the images the other callbacks draw."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -94,76 +130,42 @@ class ArchitectureReport(TensorBoardCallback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
         stats = analyze(net.specs, net.input_size)
-        for warning in check_architecture(stats):
-            log.warning("architecture: %s", warning)
+        title = f"architecture: model.channels={list(pl_module.hparams['channels'])}"
+        print_architecture(stats, title, console(), COMPACT_COLUMNS)
         table = markdown_table(stats)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(table)
         writer = self.writer(trainer)
         if writer is not None:
             writer.add_text("architecture", table, global_step=trainer.global_step)
+            writer.add_text("how_to_read_the_images", READING_GUIDE, global_step=0)
 
 
-def scale_to_unit(x: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """Min-max scale to [0, 1] over `dims` (a constant block becomes 0)."""
-    low, high = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
-    return (x - low) / (high - low).clamp_min(1e-12)
+class LearningRateCurve(L.Callback):
+    """The learning rate at every training step (`train/lr`), so a schedule's shape shows:
+    Lightning's LearningRateMonitor writes only every `log_every_n_steps` steps. Reading it
+    costs no device sync, and writing one scalar a step costs microseconds."""
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        metrics = {"train/lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
 
 
-GRID_LINE = torch.tensor([0.25, 0.45, 0.85])  # blue: no grey value can be mistaken for it
-
-
-def tile_grid(tiles: Tensor, columns: int, scale: int = 1) -> Tensor:
-    """(N, 1, h, w) grey tiles in [0, 1] -> one (3, H, W) image, tiles enlarged `scale` times
-    and framed by 1-pixel blue lines: H = rows*(h*scale + 1) + 1, W = columns*(w*scale + 1) + 1."""
-    tiles = tiles.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
-    grid = make_grid(tiles, nrow=columns, padding=1, pad_value=-1.0)
-    lines = grid[0] < 0
-    grid[:, lines] = GRID_LINE[:, None]
-    return grid
-
-
-def kernel_grid(weight: Tensor, max_filters: int, normalize: str, scale: int) -> Tensor:
-    """A conv's kernels as one image. A first layer (one input channel) is a grid of its `out`
-    kernels, 8 to a row; a deeper one has a row per output filter and a column per input
-    channel, each capped at `max_filters`. normalize="per_kernel" stretches each kxk kernel to
-    the full grey range (shapes show, sizes don't); "per_layer" uses one range for the whole
-    layer (strong and weak kernels compare)."""
-    w = weight[:max_filters, :max_filters].detach().float().cpu()
-    w = scale_to_unit(w, (2, 3) if normalize == "per_kernel" else (0, 1, 2, 3))
-    out_c, in_c, kh, kw = w.shape
-    columns = min(8, out_c) if in_c == 1 else in_c
-    return tile_grid(w.reshape(out_c * in_c, 1, kh, kw), columns, scale)
-
-
-def feature_map_grid(maps: Tensor, max_maps: int) -> Tensor:
-    """One image's (C, H, W) feature maps as a grid of the first `max_maps`, 8 to a row, each
-    stretched to the full grey range and enlarged to at least 28 pixels."""
-    maps = scale_to_unit(maps[:max_maps].float().cpu().unsqueeze(1), (2, 3))
-    return tile_grid(maps, min(8, len(maps)), scale=max(1, 28 // maps.shape[-1]))
+def conv_names(net: torch.nn.Module) -> list[str]:
+    return [spec.name for spec in net.specs if spec.kind == "conv"]
 
 
 class KernelImages(TensorBoardCallback):
-    """Every conv layer's kernels as an image (`kernels/<layer>`) and its weights as a histogram
-    (`weights/<layer>`), at fit start and every `every_n_epochs` epochs."""
+    """Every conv layer's kernels (`kernels/NN_<layer>`, see `drawing.kernel_figure`) and its
+    weights as a histogram (`weights/<layer>`), at fit start and every `every_n_epochs`."""
 
-    def __init__(
-        self,
-        every_n_epochs: int = 1,
-        max_filters: int = 32,
-        normalize: str = "per_kernel",
-        scale: int = 8,
-    ) -> None:
-        if normalize not in NORMALIZATIONS:
-            raise ConfigError(
-                f"callbacks.kernels.normalize={normalize!r}: must be one of "
-                + ", ".join(NORMALIZATIONS)
-            )
-        for key, value in [("every_n_epochs", every_n_epochs), ("max_filters", max_filters)]:
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"callbacks.kernels.{key}={value!r}: must be a positive integer")
-        self.every_n_epochs, self.max_filters = every_n_epochs, max_filters
-        self.normalize, self.scale = normalize, scale
+    def __init__(self, every_n_epochs: int = 1, max_shown: int = 8) -> None:
+        check_positive_int("callbacks.kernels.every_n_epochs", every_n_epochs)
+        check_positive_int("callbacks.kernels.max_shown", max_shown)
+        self.every_n_epochs, self.max_shown = every_n_epochs, max_shown
 
     @rank_zero_only
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -178,13 +180,13 @@ class KernelImages(TensorBoardCallback):
         writer = self.writer(trainer)
         if writer is None:
             return
-        for spec in pl_module.net.specs:
-            if spec.kind != "conv":
-                continue
-            weight = pl_module.net.get_submodule(spec.name).weight
-            grid = kernel_grid(weight, self.max_filters, self.normalize, self.scale)
-            writer.add_image(f"kernels/{spec.name}", grid, trainer.global_step)
-            writer.add_histogram(f"weights/{spec.name}", weight.detach().cpu(), trainer.global_step)
+        names = conv_names(pl_module.net)
+        for index, name in enumerate(names, start=1):
+            weight = pl_module.net.get_submodule(name).weight.detach().cpu()
+            rows = "digit" if name == names[-1] else "output channel"  # the last conv: logits
+            figure = kernel_figure(weight, name, self.max_shown, rows)
+            writer.add_figure(f"kernels/{index:02d}_{name}", figure, trainer.global_step)
+            writer.add_histogram(f"weights/{name}", weight, trainer.global_step)
 
 
 class ActivationImages(TensorBoardCallback):
@@ -193,15 +195,19 @@ class ActivationImages(TensorBoardCallback):
     At the end of every validation epoch, forward hooks are put on the chosen layers (by name;
     default: every conv and max-pool whose output is bigger than 1x1), one forward pass runs in
     eval mode without gradients, and the hooks are removed in a `finally`, so training never
-    runs with a hook on. Logs `activations/inputs` and `activations/<layer>/<digit>`.
+    runs with a hook on. Logs `activations/00_inputs` and one image per layer,
+    `activations/NN_<layer>` in network order (see `drawing.feature_map_figure`).
     """
 
-    def __init__(self, layers: Sequence[str] | None = None, max_maps: int = 16) -> None:
+    def __init__(self, layers: Sequence[str] | None = None, max_maps: int = 12) -> None:
+        check_positive_int("callbacks.activations.max_maps", max_maps)
         self.layers = list(layers) if layers else None
         self.max_maps = max_maps
         self.probe: tuple[Tensor, Tensor] | None = None
 
     def hooked_layers(self, net: torch.nn.Module) -> list[str]:
+        """The layers to draw, in network order."""
+        names = [name for name, _ in net.named_children()]
         if self.layers is None:
             stats = analyze(net.specs, net.input_size)
             return [
@@ -209,14 +215,13 @@ class ActivationImages(TensorBoardCallback):
                 for r in stats
                 if r.layer.kind in ("conv", "maxpool") and r.out_size > 1
             ]
-        names = dict(net.named_children())
         unknown = [name for name in self.layers if name not in names]
         if unknown:
             raise ConfigError(
                 f"callbacks.activations.layers: no layer {unknown[0]!r} in the net "
                 f"(layers: {', '.join(names)})"
             )
-        return self.layers
+        return [name for name in names if name in self.layers]
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.hooked_layers(pl_module.net)  # a wrong layer name stops the run before training
@@ -245,12 +250,13 @@ class ActivationImages(TensorBoardCallback):
                 handle.remove()
             net.train(was_training)
         step = trainer.global_step
-        shown = (images * MNIST_STD + MNIST_MEAN).clamp(0, 1)
-        writer.add_image("activations/inputs", tile_grid(shown, len(shown), scale=2), step)
-        for name, maps in captured.items():
-            for one_image, digit in zip(maps, labels.tolist(), strict=True):
-                grid = feature_map_grid(one_image, self.max_maps)
-                writer.add_image(f"activations/{name}/{digit}", grid, step)
+        digits = denormalize(images)
+        title = "probe digits: the first validation image of each digit"
+        figure = digits_figure(digits, [str(d) for d in labels.tolist()], title)
+        writer.add_figure("activations/00_inputs", figure, step)
+        for index, name in enumerate(self.hooked_layers(net), start=1):
+            figure = feature_map_figure(captured[name].cpu(), digits, name, self.max_maps)
+            writer.add_figure(f"activations/{index:02d}_{name}", figure, step)
 
     @staticmethod
     def capture(store: dict[str, Tensor], name: str, module, inputs, output: Tensor) -> None:
@@ -258,15 +264,19 @@ class ActivationImages(TensorBoardCallback):
 
 
 class TestViews(TensorBoardCallback):
-    """After testing: the confusion matrix (`test/confusion_matrix`) and a grid of misclassified
-    test digits titled with predicted and true labels (`test/mistakes`)."""
+    """After testing: the confusion matrix (`test/confusion_matrix`) and the `max_mistakes`
+    misclassified test digits the net was surest of (`test/mistakes`), out of all of them."""
 
-    def __init__(self, max_mistakes: int = 32) -> None:
+    def __init__(self, max_mistakes: int = 24) -> None:
+        check_positive_int("callbacks.test_views.max_mistakes", max_mistakes)
         self.max_mistakes = max_mistakes
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.confusion = torch.zeros(10, 10, dtype=torch.long)
-        self.mistakes: list[tuple[Tensor, int, int]] = []
+        self.total_mistakes = 0
+        # the surest mistakes so far: images, predicted, true, probability of the prediction
+        self.kept = (torch.empty(0, 1, 28, 28), *(torch.empty(0, dtype=torch.long),) * 2)
+        self.kept_confidence = torch.empty(0)
 
     def on_test_batch_end(
         self,
@@ -278,49 +288,34 @@ class TestViews(TensorBoardCallback):
         dataloader_idx: int = 0,
     ) -> None:
         images, labels = batch
-        preds, labels = outputs.cpu(), labels.cpu()
+        log_probs, labels = outputs.detach().float().cpu(), labels.cpu()
+        log_confidence, preds = log_probs.max(dim=1)
         self.confusion += torch.bincount(labels * 10 + preds, minlength=100).view(10, 10)
-        room = self.max_mistakes - len(self.mistakes)
-        for i in (preds != labels).nonzero().flatten()[:room].tolist():
-            self.mistakes.append((images[i, 0].cpu(), int(preds[i]), int(labels[i])))
+        wrong = (preds != labels).nonzero().flatten()
+        if len(wrong) == 0:
+            return
+        self.total_mistakes += len(wrong)
+        images = images[wrong.to(images.device)].cpu()
+        found = (images, preds[wrong], labels[wrong])
+        kept = [torch.cat(pair) for pair in zip(self.kept, found, strict=True)]
+        confidence = torch.cat([self.kept_confidence, log_confidence[wrong].exp()])
+        surest = order_mistakes(confidence, self.max_mistakes)
+        self.kept = tuple(part[surest] for part in kept)
+        self.kept_confidence = confidence[surest]
 
     @rank_zero_only
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = self.writer(trainer)
         if writer is None:
             return
-        writer.add_figure(
-            "test/confusion_matrix", confusion_figure(self.confusion), trainer.global_step
-        )
-        if self.mistakes:
-            writer.add_figure("test/mistakes", mistakes_figure(self.mistakes), trainer.global_step)
-
-
-def confusion_figure(confusion: Tensor) -> Figure:
-    figure = Figure(figsize=(6, 5.5), dpi=100)
-    ax = figure.subplots()
-    ax.imshow(confusion.numpy(), cmap="Blues")
-    for (true, pred), count in np.ndenumerate(confusion.numpy()):
-        color = "white" if count > confusion.max() / 2 else "black"
-        ax.text(pred, true, str(count), ha="center", va="center", fontsize=8, color=color)
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true")
-    ax.set_title(f"confusion matrix ({int(confusion.trace())}/{int(confusion.sum())} right)")
-    figure.tight_layout()
-    return figure
-
-
-def mistakes_figure(mistakes: list[tuple[Tensor, int, int]]) -> Figure:
-    columns = 8
-    rows = -(-len(mistakes) // columns)
-    figure = Figure(figsize=(columns * 1.2, rows * 1.4), dpi=100)
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (image, pred, true) in zip(axes.flat, mistakes, strict=False):
-        ax.imshow((image * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"pred {pred} / true {true}", fontsize=8)
-    figure.tight_layout()
-    return figure
+        step = trainer.global_step
+        writer.add_figure("test/confusion_matrix", confusion_figure(self.confusion), step)
+        if self.total_mistakes:
+            images, predicted, true = self.kept
+            figure = mistakes_figure(
+                denormalize(images), predicted, true, self.kept_confidence, self.total_mistakes
+            )
+            writer.add_figure("test/mistakes", figure, step)
 
 
 class ReleaseProcessGroup(L.Callback):

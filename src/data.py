@@ -87,6 +87,11 @@ def normalize(images: Tensor) -> Tensor:
     return images.unsqueeze(1).float().div(255).sub(MNIST_MEAN).div(MNIST_STD)
 
 
+def denormalize(images: Tensor) -> Tensor:
+    """Normalized images back on the 0-1 scale (ink 1, paper 0), for drawing."""
+    return (images * MNIST_STD + MNIST_MEAN).clamp(0, 1)
+
+
 def affine(images: Tensor, angles: Tensor, shifts: Tensor) -> Tensor:
     """Normalized images (N, 1, H, W) each turned by `angles[i]` radians (counter-clockwise on
     screen) about its centre and moved by `shifts[i]` = (right, down) pixels, bilinear, with the

@@ -13,33 +13,15 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from src.architecture import analyze, totals
+from src.config import instantiate
+from src.console import quiet_framework
 from src.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, turning a refused config value into a one-line ConfigError:
-    ours, an unknown argument (TypeError), a value the class refuses (ValueError; Lightning's
-    MisconfigurationException, e.g. trainer=gpu with no GPU) or one that needs a package that
-    is missing (ImportError). Anything else keeps its traceback."""
-    try:
-        return hydra.utils.instantiate(cfg, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
-            first_line = str(cause).strip().splitlines()[0]
-            raise ConfigError(f"{cfg._get_full_key(None)}: {first_line}") from None
-        raise
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
@@ -56,8 +38,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks += extra_callbacks
-    if not loggers:  # Lightning refuses an LR monitor with nothing to log to
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -86,6 +66,7 @@ def main(cfg: DictConfig) -> float | None:
     value ends a single run with one line and exit code 2; in a sweep, a failed job is
     recorded as failed and the other jobs go on."""
     started = time.perf_counter()
+    quiet_framework()
     hydra_cfg = HydraConfig.get()
     result: dict[str, Any] = {"overrides": list(hydra_cfg.overrides.task), "status": "failed"}
     try:

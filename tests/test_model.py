@@ -132,12 +132,12 @@ def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> Non
     )
     batch = (torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 9]))
     with torch.no_grad():
-        plain, preds, _ = module.step(batch)
+        plain, step_log_probs, _ = module.step(batch)
         smoothed, _, _ = module.step(batch, label_smoothing=0.1)
         log_probs = module(batch[0])
     assert plain == pytest.approx(-log_probs[range(6), batch[1]].mean().item(), rel=1e-5)
     expected = 0.9 * plain - 0.1 * log_probs.mean(dim=1).mean()
     assert smoothed.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert torch.equal(preds, log_probs.argmax(dim=1))
+    assert torch.equal(step_log_probs, log_probs)
     with pytest.raises(ConfigError, match=r"model\.label_smoothing=1\.0: must be in \[0, 1\)"):
         MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, label_smoothing=1.0)

@@ -63,7 +63,7 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
         "val/acc",
         "val/acc_best",
     } <= scalars
-    assert {"test/acc", "test/loss", "lr-SGD"} <= scalars
+    assert {"test/acc", "test/loss", "train/lr"} <= scalars
     val_acc = events.Scalars("val/acc")
     assert [e.step for e in val_acc] == [6, 13]  # one per epoch of 7 batches
     assert [e.step for e in events.Scalars("train/loss")] == [4, 9]  # every 5th of 14 steps
@@ -74,10 +74,29 @@ def test_tensorboard_event_file_holds_scalars_and_hparams(
     plugin = events.PluginTagToContent("hparams")
     session = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
     hparams = session.session_start_info.hparams
-    assert hparams["model/channels"].string_value == "[16, 16, 32, 32, 64, 64]"
-    assert hparams["model/optimizer/lr"].number_value == pytest.approx(0.05)
-    assert hparams["data/batch_size"].number_value == 32
+    # ranked names, so that TensorBoard (which sorts by name, ticks the first five) shows these
+    assert sorted(hparams)[:5] == [
+        "01 channels",
+        "02 lr",
+        "03 batch_size",
+        "04 seed",
+        "05 rotation",
+    ]
+    assert hparams["01 channels"].string_value == "[16, 16, 32, 32, 64, 64]"
+    assert hparams["02 lr"].number_value == pytest.approx(0.05)
+    assert hparams["03 batch_size"].number_value == 32
+    assert hparams["04 seed"].number_value == 42
+    named = {name.split(" ", 1)[1]: value for name, value in hparams.items()}
+    assert named["params"].number_value == 72_666 and named["receptive_field"].number_value == 32
+    assert named["batch_norm"].WhichOneof("kind") == "bool_value" and named["batch_norm"].bool_value
+    assert named["final_relu"].WhichOneof("kind") == "bool_value"
+    assert not named["final_relu"].bool_value
+    # paths, worker counts and unset values are left out: no "None" strings
+    assert not {"data_dir", "offline_dir", "num_workers", "augment_epochs", "kernels"} & set(named)
+    assert all(v.string_value != "None" for v in hparams.values())
     experiment = HParamsPluginData.FromString(plugin["_hparams_/experiment"]).experiment
+    shown = [(info.name, info.display_name) for info in experiment.hparam_infos]
+    assert shown[:2] == [("01 channels", "channels"), ("02 lr", "lr")]
     metric_tags = {m.name.tag for m in experiment.metric_infos}
     assert {"val/acc_best", "test/acc"} <= metric_tags <= scalars
     assert "hp_metric" not in scalars
@@ -183,3 +202,28 @@ def test_ddp_sim_runs_two_cpu_processes(tiny_data_dir: Path, tmp_path: Path) -> 
     )
     outcome = json.loads((tmp_path / "run" / "result.json").read_text())
     assert outcome["status"] == "ok" and 0 <= outcome["test_acc"] <= 1
+
+
+def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "model.channels=[32,64]", "trainer.max_epochs=1", f"data.data_dir={tiny_data_dir}", *TINY,
+        f"hydra.run.dir={tmp_path}/run", "data.offline_dir=null",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    warning = "warning: the receptive field of conv2 is 5x5, smaller than the 28x28 input"
+    assert warning in console
+    # the architecture table and its warning come before the first epoch's progress
+    assert console.index("architecture: model.channels=[32, 64]") < console.index(warning)
+    assert result.stdout.index(warning) < result.stdout.index("Epoch 0/0")
+    # the model summary has an example input: sizes and FLOPs
+    assert "In sizes" in result.stdout and "Total FLOPs: 29.4 M" in result.stdout
+    for chatter in (
+        "litlogger",
+        "LeafSpec",
+        "Trainer already configured with model summary callbacks",
+        "Total FLOPs: 0",
+        "TPU available",
+        "to estimate number of stepping batches",
+    ):
+        assert chatter not in console, chatter

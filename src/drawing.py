@@ -1,0 +1,317 @@
+"""What the network sees, drawn: pure functions from tensors to matplotlib figures.
+
+No Lightning and no TensorBoard here: the callbacks decide when to draw and where to log, and
+every other command that shows a net (export, inspect, eval, predict) draws with these same
+functions. Each figure is sized for TensorBoard's default image card (about 350-450 pixels
+wide): about 5-6 inches at 100 dpi with 11-13 pt text, so that the card shrinks it by no more
+than a half and its text stays legible.
+
+Colour conventions, the same in every figure:
+- signed values (weights, conv outputs) use a blue-white-red map centred on zero, with one
+  symmetric scale for the whole figure (a layer), shown in a colour bar: white is 0, red
+  positive, blue negative, and strengths compare across kernels, channels and digits;
+- magnitudes (kernel norms) use a sequential map from 0;
+- digits are drawn as MNIST has them, white ink on black;
+- a grey grid separates tiles (it is no value of either map), and gaps are a fixed fraction of
+  a tile, so they survive any scaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from torch import Tensor
+
+DIVERGING = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#8c8c8c")
+MAGNITUDE = matplotlib.colormaps["magma_r"].with_extremes(bad="#8c8c8c")
+DIGIT = matplotlib.colormaps["gray"].with_extremes(bad="#8c8c8c")
+DPI = 100
+WIDTH = 5.6  # inches: 560 px, shrunk to a card's width by at most about 0.6
+TITLE = 13
+TEXT = 11
+
+READING_GUIDE = """\
+### How to read these images
+
+- **kernels/NN_convK**: a conv layer's weights, blue negative, white zero, red positive, on one
+  colour scale for the whole layer (the colour bar), so sign and strength compare between
+  kernels. The first conv shows every kernel (how it weighs the 3x3 pixels it sees). Deeper convs
+  show the kernels of the first 8 filters on their first 8 input channels, and below them the
+  norm of every filter's kernel on every input channel: a dark cell is an input that filter
+  uses, a pale one an input it ignores. A 1x1 conv (the logits layer) is one heatmap, a row per
+  output (digit) and a column per input channel.
+- **activations/NN_layer**: a layer's output for the probe digits (the first validation image
+  of each digit, always the same ones): a row per digit, its image first, then the channels
+  that respond most on average over the probe digits, most active first (the title says how many
+  of the layer's channels are shown). One colour scale for the whole layer: blue negative,
+  white zero, red positive. Convs are drawn before their batch norm and ReLU, pools after them.
+- **test/confusion_matrix**: true digit by row, predicted by column; the diagonal counts the
+  right answers (green), the other cells the mistakes, shaded on their own scale (red); empty
+  cells are 0.
+- **test/mistakes**: misclassified test digits, the ones the net was most sure of first, each
+  with its prediction, the net's probability for it, and the true digit.
+- Images are drawn at fit start (kernels), after every validation epoch (activations) and after
+  testing; the step slider above a card moves through them.
+"""
+
+
+def symmetric_limit(values: Tensor) -> float:
+    """The colour scale's end for signed values: their largest magnitude (1 when all are 0)."""
+    limit = float(values.detach().abs().max()) if values.numel() else 0.0
+    return limit if limit > 0 and np.isfinite(limit) else 1.0
+
+
+def mosaic(tiles: Tensor, gap: int) -> np.ndarray:
+    """(rows, columns, h, w) tiles -> one 2-D array with `gap` NaN cells between tiles and
+    around them; NaN draws in the colour map's 'bad' grey."""
+    rows, columns, h, w = tiles.shape
+    out = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap), np.nan, dtype=np.float32)
+    values = tiles.detach().float().cpu().numpy()
+    for r in range(rows):
+        for c in range(columns):
+            top, left = gap + r * (h + gap), gap + c * (w + gap)
+            out[top : top + h, left : left + w] = values[r, c]
+    return out
+
+
+def tile_gap(side: int) -> int:
+    """Gap between tiles of `side` pixels: about an eighth of a tile, at least one pixel."""
+    return max(1, round(side / 8))
+
+
+def plain_axes(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def colour_bar(figure: Figure, image: AxesImage, ax: Axes | Sequence[Axes], label: str) -> None:
+    bar = figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02, shrink=0.9)
+    bar.set_label(label, fontsize=TEXT)
+    bar.ax.tick_params(labelsize=TEXT - 1)
+
+
+def kernel_figure(
+    weight: Tensor, name: str, max_shown: int = 8, output_label: str = "output channel"
+) -> Figure:
+    """A conv layer's weights (out, in, k, k) on one blue-white-red scale for the layer.
+
+    - one input channel (the first conv): every kernel, 8 to a row;
+    - a 1x1 conv: one heatmap of out x in weights (`output_label` names the rows);
+    - a deeper kxk conv: the first `max_shown` filters x `max_shown` input channels as kernels,
+      and below them the L2 norm of every filter's kernel on every input channel.
+    """
+    weight = weight.detach().float().cpu()
+    out_c, in_c, kh, kw = weight.shape
+    limit = symmetric_limit(weight)
+    scale = dict(cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+    if kh == kw == 1:
+        return heatmap_figure(
+            weight[:, :, 0, 0],
+            f"{name}: 1x1 weights, {out_c} x {in_c}",
+            ylabel=output_label,
+            xlabel="input channel",
+        )
+    if in_c == 1:
+        columns = min(8, out_c)
+        rows = -(-out_c // columns)
+        padded = torch.full((rows * columns, kh, kw), float("nan"))
+        padded[:out_c] = weight[:, 0]
+        tiles = padded.reshape(rows, columns, kh, kw)
+        figure = Figure(figsize=(WIDTH, 0.9 + WIDTH * rows / columns * 0.8), dpi=DPI)
+        ax = figure.subplots()
+        image = ax.imshow(mosaic(tiles, tile_gap(kh)), **scale)
+        plain_axes(ax)
+        ax.set_title(f"{name}: all {out_c} kernels, {kh}x{kw}", fontsize=TITLE)
+        colour_bar(figure, image, ax, "weight")
+        return figure
+
+    shown_out, shown_in = min(max_shown, out_c), min(max_shown, in_c)
+    tiles = weight[:shown_out, :shown_in]
+    norms = weight.flatten(2).norm(dim=2)
+    figure = Figure(figsize=(WIDTH, WIDTH * 1.75), dpi=DPI, layout="constrained")
+    top, bottom = figure.subplots(2, 1, height_ratios=[1, 1])
+    image = top.imshow(mosaic(tiles, tile_gap(kh)), **scale)
+    plain_axes(top)
+    top.set_title(
+        f"{name}: {kh}x{kw} kernels of filters 0-{shown_out - 1} (rows)\n"
+        f"on inputs 0-{shown_in - 1} (columns), of {out_c} x {in_c}",
+        fontsize=TITLE,
+    )
+    colour_bar(figure, image, top, "weight")
+    norm_image = bottom.imshow(
+        norms.numpy(), cmap=MAGNITUDE, vmin=0, interpolation="nearest", aspect="auto"
+    )
+    bottom.set_title(f"kernel norm, every filter x input ({out_c} x {in_c})", fontsize=TITLE)
+    bottom.set_xlabel("input channel", fontsize=TEXT)
+    bottom.set_ylabel(output_label, fontsize=TEXT)
+    bottom.tick_params(labelsize=TEXT - 1)
+    colour_bar(figure, norm_image, bottom, "L2 norm")
+    return figure
+
+
+def heatmap_figure(values: Tensor, title: str, ylabel: str, xlabel: str) -> Figure:
+    """A signed (rows, columns) matrix on a blue-white-red scale centred on zero; with 10 rows
+    (the digits) every row is labelled."""
+    values = values.detach().float().cpu()
+    rows, columns = values.shape
+    limit = symmetric_limit(values)
+    height = min(WIDTH * 1.5, max(2.6, 1.4 + WIDTH * 0.8 * rows / max(columns, 1)))
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(
+        values.numpy(),
+        cmap=DIVERGING,
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+        aspect="auto",
+    )
+    if rows <= 10:
+        ax.set_yticks(range(rows))
+    ax.set_title(title, fontsize=TITLE)
+    ax.set_xlabel(xlabel, fontsize=TEXT)
+    ax.set_ylabel(ylabel, fontsize=TEXT)
+    ax.tick_params(labelsize=TEXT - 1)
+    colour_bar(figure, image, ax, "weight")
+    return figure
+
+
+def most_active(maps: Tensor, count: int) -> Tensor:
+    """Indices of the `count` channels of (N, C, H, W) maps with the largest mean magnitude over
+    the batch, most active first."""
+    activity = maps.detach().float().abs().mean(dim=(0, 2, 3))
+    return activity.argsort(descending=True)[:count]
+
+
+def feature_map_figure(maps: Tensor, digits: Tensor, name: str, max_maps: int = 12) -> Figure:
+    """One layer's output (N, C, H, W) for N probe digits: a row per digit, its image (`digits`,
+    (N, 1, 28, 28) on the 0-1 scale) first, then the `max_maps` most active channels, on one
+    blue-white-red scale for the whole layer."""
+    maps = maps.detach().float().cpu()
+    n, channels, h, w = maps.shape
+    chosen = most_active(maps, max_maps)
+    shown = maps[:, chosen]
+    limit = symmetric_limit(shown)
+    columns = len(chosen)
+    width_ratios = [1, columns]
+    height = 1.3 + (WIDTH - 1.2) * n / (columns + 1)
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    digit_ax, maps_ax = figure.subplots(1, 2, width_ratios=width_ratios)
+    digit_ax.imshow(
+        mosaic(digits.cpu(), tile_gap(digits.shape[-1])),
+        cmap=DIGIT,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    plain_axes(digit_ax)
+    digit_ax.set_title("digit", fontsize=TEXT)
+    image = maps_ax.imshow(
+        mosaic(shown, tile_gap(h)),
+        cmap=DIVERGING,
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+    )
+    plain_axes(maps_ax)
+    maps_ax.set_title(f"channels {', '.join(map(str, chosen[:4].tolist()))}, ...", fontsize=TEXT)
+    which = "every channel" if columns == channels else f"the {columns} most active of {channels}"
+    figure.suptitle(f"{name} ({h}x{w}): {which}", fontsize=TITLE)
+    colour_bar(figure, image, maps_ax, "activation")
+    return figure
+
+
+def digits_figure(images: Tensor, captions: Sequence[str], title: str, columns: int = 10) -> Figure:
+    """Digits (N, 1, 28, 28) on the 0-1 scale, white ink on black, each with its caption."""
+    n = len(images)
+    columns = min(columns, max(n, 1))
+    rows = max(1, -(-n // columns))
+    tile = WIDTH / columns
+    figure = Figure(figsize=(WIDTH, 0.6 + rows * tile * 1.45), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        ax.imshow(image[0].cpu().numpy(), cmap=DIGIT, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(caption, fontsize=TEXT, linespacing=1.1)
+    figure.suptitle(title, fontsize=TITLE)
+    return figure
+
+
+def order_mistakes(confidence: Tensor, count: int) -> Tensor:
+    """Indices of the `count` mistakes the net was most sure of (highest probability for its
+    wrong answer), surest first."""
+    return confidence.argsort(descending=True)[:count]
+
+
+def mistakes_figure(
+    images: Tensor, predicted: Tensor, true: Tensor, confidence: Tensor, total: int
+) -> Figure:
+    """Misclassified digits (N, 1, 28, 28) on the 0-1 scale, the surest mistakes first, each
+    captioned with the prediction, its probability and the true digit; the title says how many
+    of the `total` mistakes are shown."""
+    order = order_mistakes(confidence, len(confidence))
+    captions = [
+        f"{int(predicted[i])} ({float(confidence[i]):.0%})\ntrue {int(true[i])}" for i in order
+    ]
+    title = f"{len(order)} of {total} mistakes, surest first\npredicted (probability), true digit"
+    return digits_figure(images[order], captions, title, columns=6)
+
+
+def confusion_figure(confusion: Tensor) -> Figure:
+    """A (true, predicted) 10x10 count matrix: right answers on the diagonal in green, mistakes
+    off it in red on their own scale, zeros left empty."""
+    counts = confusion.detach().cpu().numpy().astype(np.int64)
+    n = len(counts)
+    diagonal = np.eye(n, dtype=bool)
+    errors = np.where(diagonal, 0, counts)
+    worst = max(int(errors.max()), 1)
+    colours = np.ones((n, n, 3))
+    reds = matplotlib.colormaps["Reds"](0.15 + 0.85 * errors / worst)[..., :3]
+    colours[errors > 0] = reds[errors > 0]
+    colours[diagonal] = matplotlib.colors.to_rgb("#cfe8cf")
+    figure = Figure(figsize=(WIDTH, WIDTH * 0.95), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    ax.imshow(colours, interpolation="nearest")
+    for (true, pred), count in np.ndenumerate(counts):
+        if count == 0:
+            continue
+        dark = not diagonal[true, pred] and errors[true, pred] > worst / 2
+        ax.text(
+            pred,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=TEXT if count < 1000 else TEXT - 2,
+            color="white" if dark else "black",
+            fontweight="bold" if not diagonal[true, pred] else "normal",
+        )
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.tick_params(labelsize=TEXT, length=0)
+    ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="#bbbbbb", linewidth=0.6)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("predicted", fontsize=TEXT + 1)
+    ax.set_ylabel("true", fontsize=TEXT + 1)
+    right, total = int(np.trace(counts)), int(counts.sum())
+    ax.set_title(f"{right:,} of {total:,} right, {total - right:,} mistakes", fontsize=TITLE)
+    return figure
+
+
+def figure_pixels(figure: Figure) -> np.ndarray:
+    """The figure rendered as an (H, W, 3) uint8 array, as TensorBoard and PNG files get it."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

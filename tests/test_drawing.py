@@ -1,0 +1,118 @@
+"""The drawing module: tensors in, figures out; what each figure shows, its scale and its size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from src.drawing import (
+    confusion_figure,
+    feature_map_figure,
+    figure_pixels,
+    kernel_figure,
+    mistakes_figure,
+    most_active,
+)
+
+from .test_callbacks import colour_share
+
+CARD_WIDTH = 350  # pixels: TensorBoard's default image card, roughly
+
+
+def shown_array(figure: Figure, axes: int = 0) -> np.ndarray:
+    """The values an axes' image draws, with the gaps (masked NaN) as NaN."""
+    return np.ma.filled(figure.axes[axes].images[0].get_array().astype(float), np.nan)
+
+
+def tile_pixels_on_a_card(figure: Figure, cells_per_tile: int, axes: int = 0) -> float:
+    """How many screen pixels one tile of `cells_per_tile` mosaic cells gets once TensorBoard
+    shrinks the figure to a card's width."""
+    figure_pixels(figure)  # lays the figure out
+    ax = figure.axes[axes]
+    axes_width = ax.get_window_extent().width
+    cells = shown_array(figure, axes).shape[1]
+    width = figure.get_figwidth() * figure.dpi
+    return axes_width / cells * cells_per_tile * CARD_WIDTH / width
+
+
+def test_first_conv_shows_every_kernel_on_one_signed_scale() -> None:
+    weight = torch.randn(16, 1, 3, 3)
+    weight[5] *= 10  # one strong kernel: the others must look weak beside it
+    figure = kernel_figure(weight, "conv1")
+    image = figure.axes[0].images[0]
+    limit = float(weight.abs().max())
+    assert (image.norm.vmin, image.norm.vmax) == pytest.approx((-limit, limit))
+    array = shown_array(figure)
+    assert array.shape == (2 * 4 + 1, 8 * 4 + 1)  # 2 rows of 8 kernels, 1-cell gaps
+    # the raw weights, not each kernel stretched to its own range
+    assert np.allclose(array[1:4, 1:4], weight[0, 0].numpy())
+    assert np.allclose(array[1:4, 21:24], weight[5, 0].numpy())
+    assert np.isnan(array[0]).all()  # the gap rows draw as grey
+    assert tile_pixels_on_a_card(figure, 3) >= 8
+    assert "all 16 kernels" in figure.axes[0].get_title()
+
+
+def test_a_negated_kernel_draws_differently() -> None:
+    weight = torch.rand(8, 1, 3, 3) + 0.1  # all positive: red only
+    positive = colour_share(figure_pixels(kernel_figure(weight, "conv1")))
+    negative = colour_share(figure_pixels(kernel_figure(-weight, "conv1")))
+    assert positive["red"] > 0.05 and negative["blue"] > 0.05
+    assert positive["blue"] < 0.01 and negative["red"] < 0.01  # the colour bar's own stripe
+
+
+def test_deeper_conv_shows_8_by_8_kernels_and_every_norm() -> None:
+    weight = torch.randn(64, 32, 3, 3)
+    weight[3, 7] = 0  # filter 3 ignores input 7
+    figure = kernel_figure(weight, "conv4")
+    assert shown_array(figure).shape == (8 * 4 + 1, 8 * 4 + 1)
+    norms = shown_array(figure, axes=1)  # the second image axes (after the first colour bar)
+    assert norms.shape == (64, 32)
+    assert norms[3, 7] == 0 and norms[0, 0] == pytest.approx(float(weight[0, 0].norm()))
+    assert tile_pixels_on_a_card(figure, 3) >= 8
+
+
+def test_a_1x1_logits_conv_is_a_signed_heatmap_with_contrast() -> None:
+    weight = torch.randn(10, 64, 1, 1)
+    figure = kernel_figure(weight, "conv7", output_label="digit")
+    assert shown_array(figure).shape == (10, 64)
+    assert figure.axes[0].get_ylabel() == "digit"
+    share = colour_share(figure_pixels(figure))
+    assert share["red"] > 0.05 and share["blue"] > 0.05  # never a black image again
+
+
+def test_activation_figure_shows_the_most_active_channels_and_says_so() -> None:
+    maps = torch.zeros(10, 64, 7, 7)
+    for rank, channel in enumerate([40, 3, 17]):
+        maps[:, channel] = 3.0 - rank  # three active channels, 40 the most
+    maps[:, 9] = -0.5
+    assert most_active(maps, 4).tolist() == [40, 3, 17, 9]
+    digits = torch.rand(10, 1, 28, 28)
+    figure = feature_map_figure(maps, digits, "conv5", max_maps=4)
+    assert figure.get_suptitle() == "conv5 (7x7): the 4 most active of 64"
+    array = shown_array(figure, axes=1)
+    assert array.shape == (10 * 8 + 1, 4 * 8 + 1)  # a row per digit, 7x7 maps, 1-cell gaps
+    assert np.allclose(array[1:8, 1:8], 3.0) and np.allclose(array[1:8, 25:32], -0.5)
+    image = figure.axes[1].images[0]
+    assert (image.norm.vmin, image.norm.vmax) == (-3.0, 3.0)  # one scale for the layer
+    every = feature_map_figure(maps[:, :4], digits, "conv1", max_maps=12)
+    assert every.get_suptitle() == "conv1 (7x7): every channel"
+
+
+def test_mistakes_surest_first_and_how_many_of_all() -> None:
+    images = torch.rand(3, 1, 28, 28)
+    predicted, true = torch.tensor([1, 2, 3]), torch.tensor([7, 7, 8])
+    figure = mistakes_figure(images, predicted, true, torch.tensor([0.5, 0.99, 0.7]), total=49)
+    assert figure.get_suptitle().startswith("3 of 49 mistakes, surest first")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["2 (99%)\ntrue 7", "3 (70%)\ntrue 8", "1 (50%)\ntrue 7"]
+
+
+def test_confusion_figure_counts_and_leaves_zeros_empty() -> None:
+    confusion = torch.diag(torch.full((10,), 98))
+    confusion[4, 9] = 2
+    figure = confusion_figure(confusion)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert sorted(texts) == sorted(["98"] * 10 + ["2"])
+    assert figure.axes[0].get_title() == "980 of 982 right, 2 mistakes"
