@@ -145,13 +145,3 @@ def test_sweep_presets_compose(overrides: list[str], expected: set[str]) -> None
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert set(cfg.hydra.sweeper.params) == expected
-
-
-def test_slurm_launcher_config_composes() -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("train.yaml", ["hydra/launcher=submitit_slurm"], return_hydra_config=True)
-    assert (
-        cfg.hydra.launcher._target_
-        == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    )
