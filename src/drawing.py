@@ -2,9 +2,9 @@
 
 No Lightning and no TensorBoard here: the callbacks decide when to draw and where to log, and
 every other command that shows a net (export, inspect, eval, predict) draws with these same
-functions. Each figure is sized for TensorBoard's default image card (about 350-450 pixels
-wide): about 5-6 inches at 100 dpi with 11-13 pt text, so that the card shrinks it by no more
-than a half and its text stays legible.
+functions. Each figure is sized for TensorBoard's default image card, which shows an image about
+290 pixels wide (a 1600-pixel window, Images tab): 4.4 inches at 100 dpi with 12-14 pt text, so
+that the card shrinks it to two thirds and its text stays at 10-13 pixels.
 
 Colour conventions, the same in every figure:
 - signed values (weights, conv outputs) use a blue-white-red map centred on zero, with one
@@ -18,6 +18,7 @@ Colour conventions, the same in every figure:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib
@@ -33,9 +34,9 @@ DIVERGING = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#8c8c8c")
 MAGNITUDE = matplotlib.colormaps["magma_r"].with_extremes(bad="#8c8c8c")
 DIGIT = matplotlib.colormaps["gray"].with_extremes(bad="#8c8c8c")
 DPI = 100
-WIDTH = 5.6  # inches: 560 px, shrunk to a card's width by at most about 0.6
-TITLE = 13
-TEXT = 11
+WIDTH = 4.4  # inches: 440 px, shown about 290 px wide on a card
+TITLE = 14
+TEXT = 12
 
 READING_GUIDE = """\
 ### How to read these images
@@ -104,7 +105,7 @@ def kernel_figure(
 ) -> Figure:
     """A conv layer's weights (out, in, k, k) on one blue-white-red scale for the layer.
 
-    - one input channel (the first conv): every kernel, 8 to a row;
+    - one input channel (the first conv): every kernel, in a near-square grid of at most 8 a row;
     - a 1x1 conv: one heatmap of out x in weights (`output_label` names the rows);
     - a deeper kxk conv: the first `max_shown` filters x `max_shown` input channels as kernels,
       and below them the L2 norm of every filter's kernel on every input channel.
@@ -121,12 +122,14 @@ def kernel_figure(
             xlabel="input channel",
         )
     if in_c == 1:
-        columns = min(8, out_c)
+        columns = min(8, math.ceil(math.sqrt(out_c)))
         rows = -(-out_c // columns)
         padded = torch.full((rows * columns, kh, kw), float("nan"))
         padded[:out_c] = weight[:, 0]
         tiles = padded.reshape(rows, columns, kh, kw)
-        figure = Figure(figsize=(WIDTH, 0.9 + WIDTH * rows / columns * 0.8), dpi=DPI)
+        figure = Figure(
+            figsize=(WIDTH, 0.7 + (WIDTH - 1.2) * rows / columns), dpi=DPI, layout="constrained"
+        )
         ax = figure.subplots()
         image = ax.imshow(mosaic(tiles, tile_gap(kh)), **scale)
         plain_axes(ax)
