@@ -26,6 +26,7 @@ from src.drawing import (
     digits_figure,
     feature_map_figure,
     kernel_figure,
+    kernel_norm_figure,
     mistakes_figure,
     order_mistakes,
 )
@@ -159,7 +160,8 @@ def conv_names(net: torch.nn.Module) -> list[str]:
 
 
 class KernelImages(TensorBoardCallback):
-    """Every conv layer's kernels (`kernels/NN_<layer>`, see `drawing.kernel_figure`) and its
+    """Every conv layer's kernels (`kernels/NN_<layer>`, see `drawing.kernel_figure`), for a
+    deeper kxk conv also the norms of all its kernels (`kernels/NN_<layer>_norms`), and its
     weights as a histogram (`weights/<layer>`), at fit start and every `every_n_epochs`."""
 
     def __init__(self, every_n_epochs: int = 1, max_shown: int = 8) -> None:
@@ -184,9 +186,11 @@ class KernelImages(TensorBoardCallback):
         for index, name in enumerate(names, start=1):
             weight = pl_module.net.get_submodule(name).weight.detach().cpu()
             rows = "digit" if name == names[-1] else "output channel"  # the last conv: logits
-            figure = kernel_figure(weight, name, self.max_shown, rows)
-            writer.add_figure(f"kernels/{index:02d}_{name}", figure, trainer.global_step)
-            writer.add_histogram(f"weights/{name}", weight, trainer.global_step)
+            step, tag = trainer.global_step, f"kernels/{index:02d}_{name}"
+            writer.add_figure(tag, kernel_figure(weight, name, self.max_shown, rows), step)
+            if weight.shape[1] > 1 and weight.shape[-1] > 1:
+                writer.add_figure(f"{tag}_norms", kernel_norm_figure(weight, name, rows), step)
+            writer.add_histogram(f"weights/{name}", weight, step)
 
 
 class ActivationImages(TensorBoardCallback):
@@ -251,7 +255,7 @@ class ActivationImages(TensorBoardCallback):
             net.train(was_training)
         step = trainer.global_step
         digits = denormalize(images)
-        title = "probe digits: the first validation image of each digit"
+        title = "probe digits, the same every epoch"
         figure = digits_figure(digits, [str(d) for d in labels.tolist()], title)
         writer.add_figure("activations/00_inputs", figure, step)
         for index, name in enumerate(self.hooked_layers(net), start=1):
@@ -267,7 +271,7 @@ class TestViews(TensorBoardCallback):
     """After testing: the confusion matrix (`test/confusion_matrix`) and the `max_mistakes`
     misclassified test digits the net was surest of (`test/mistakes`), out of all of them."""
 
-    def __init__(self, max_mistakes: int = 24) -> None:
+    def __init__(self, max_mistakes: int = 18) -> None:
         check_positive_int("callbacks.test_views.max_mistakes", max_mistakes)
         self.max_mistakes = max_mistakes
 

@@ -126,7 +126,8 @@ class TensorBatches:
     every world_size-th example of the same order, so ranks see equal, disjoint shares. With
     `rotation` (degrees) or `translate` (fraction of the size), each batch is augmented by
     `random_affine`, on the batch's device, from the same seeded generator, in the first
-    `augment_passes` passes (None: all).
+    `augment_passes` passes (None: all). `drop_last` leaves out a last, shorter batch, so that
+    every step has the same shapes (what compiled steps and CUDA graphs want).
     """
 
     def __init__(
@@ -142,15 +143,18 @@ class TensorBatches:
         translate: float = 0.0,
         first_pass: int = 0,
         augment_passes: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         self.images, self.labels = images, labels
+        self.drop_last = drop_last
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.rotation, self.translate = rotation, translate
         self.passes, self.augment_passes = first_pass, augment_passes
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) // self.world_size / self.batch_size)
+        share = len(self.labels) // self.world_size
+        return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.labels)
@@ -159,6 +163,8 @@ class TensorBatches:
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         share = n // self.world_size
         order = order[: share * self.world_size][self.rank :: self.world_size]
+        if self.drop_last:
+            order = order[: len(self) * self.batch_size]
         order = order.to(self.images.device)
         augment = (self.rotation > 0 or self.translate > 0) and (
             self.augment_passes is None or this_pass < self.augment_passes
@@ -178,7 +184,8 @@ class MNISTDataModule(L.LightningDataModule):
     and augments whole batches (`random_affine`); "torchvision" is the tutorial's dataset +
     per-sample transforms (RandomAffine when augmenting) + DataLoader. Augmentation (`rotation`
     degrees, `translate` fraction of the size) applies to training batches only, and on the fast
-    path to the first `augment_epochs` epochs only (None: all). Data comes from `offline_dir`
+    path to the first `augment_epochs` epochs only (None: all). `drop_last` drops each training
+    epoch's last, shorter batch (static shapes). Data comes from `offline_dir`
     (four .gz files) when set, else torchvision's download.
     """
 
@@ -195,8 +202,11 @@ class MNISTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         split_seed: int = 12345,
         augment_epochs: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(drop_last, bool):
+            raise ConfigError(f"data.drop_last={drop_last!r}: must be true or false")
         for key, value in [
             ("batch_size", batch_size),
             ("eval_batch_size", eval_batch_size),
@@ -329,7 +339,7 @@ class MNISTDataModule(L.LightningDataModule):
             return TensorBatches(
                 *data, batch_size, shuffle, seed, rank, world, hp.rotation, hp.translate,
                 first_pass=self.trainer.current_epoch if self.trainer else 0,  # > 0 when resumed
-                augment_passes=hp.augment_epochs,
+                augment_passes=hp.augment_epochs, drop_last=hp.drop_last,
             )  # fmt: skip
         return DataLoader(
             data,
@@ -337,6 +347,7 @@ class MNISTDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
+            drop_last=split == "train" and self.hparams.drop_last,
         )
 
     def train_dataloader(self) -> TensorBatches | DataLoader:

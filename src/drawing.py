@@ -2,9 +2,10 @@
 
 No Lightning and no TensorBoard here: the callbacks decide when to draw and where to log, and
 every other command that shows a net (export, inspect, eval, predict) draws with these same
-functions. Each figure is sized for TensorBoard's default image card, which shows an image about
-290 pixels wide (a 1600-pixel window, Images tab): 4.4 inches at 100 dpi with 12-14 pt text, so
-that the card shrinks it to two thirds and its text stays at 10-13 pixels.
+functions. Each figure is sized for TensorBoard's default image card (a 1600-pixel window): the
+Images tab shows an image about 290 pixels wide, Time Series about 210 pixels high. So every
+figure is 4.4 inches wide at 100 dpi, no taller than wide, with 12-14 pt text: either card
+shrinks it to about a half to two thirds, and its text stays at 9-13 pixels.
 
 Colour conventions, the same in every figure:
 - signed values (weights, conv outputs) use a blue-white-red map centred on zero, with one
@@ -44,10 +45,10 @@ READING_GUIDE = """\
 - **kernels/NN_convK**: a conv layer's weights, blue negative, white zero, red positive, on one
   colour scale for the whole layer (the colour bar), so sign and strength compare between
   kernels. The first conv shows every kernel (how it weighs the 3x3 pixels it sees). Deeper convs
-  show the kernels of the first 8 filters on their first 8 input channels, and below them the
-  norm of every filter's kernel on every input channel: a dark cell is an input that filter
-  uses, a pale one an input it ignores. A 1x1 conv (the logits layer) is one heatmap, a row per
-  output (digit) and a column per input channel.
+  show the kernels of the first 8 filters (rows) on their first 8 input channels (columns). A
+  1x1 conv (the logits layer) is one heatmap, a row per output (digit), a column per input.
+- **kernels/NN_convK_norms**: the norm of every filter's kernel on every input channel of a
+  deeper conv: a dark cell is an input that filter uses, a pale one an input it ignores.
 - **activations/NN_layer**: a layer's output for the probe digits (the first validation image
   of each digit, always the same ones): a row per digit, its image first, then the channels
   that respond most on average over the probe digits, most active first (the title says how many
@@ -107,13 +108,11 @@ def kernel_figure(
 
     - one input channel (the first conv): every kernel, in a near-square grid of at most 8 a row;
     - a 1x1 conv: one heatmap of out x in weights (`output_label` names the rows);
-    - a deeper kxk conv: the first `max_shown` filters x `max_shown` input channels as kernels,
-      and below them the L2 norm of every filter's kernel on every input channel.
+    - a deeper kxk conv: the kernels of the first `max_shown` filters (rows) on the first
+      `max_shown` input channels (columns); `kernel_norm_figure` shows all of them at once.
     """
     weight = weight.detach().float().cpu()
     out_c, in_c, kh, kw = weight.shape
-    limit = symmetric_limit(weight)
-    scale = dict(cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
     if kh == kw == 1:
         return heatmap_figure(
             weight[:, :, 0, 0],
@@ -127,37 +126,45 @@ def kernel_figure(
         padded = torch.full((rows * columns, kh, kw), float("nan"))
         padded[:out_c] = weight[:, 0]
         tiles = padded.reshape(rows, columns, kh, kw)
-        figure = Figure(
-            figsize=(WIDTH, 0.7 + (WIDTH - 1.2) * rows / columns), dpi=DPI, layout="constrained"
-        )
-        ax = figure.subplots()
-        image = ax.imshow(mosaic(tiles, tile_gap(kh)), **scale)
-        plain_axes(ax)
-        ax.set_title(f"{name}: all {out_c} kernels, {kh}x{kw}", fontsize=TITLE)
-        colour_bar(figure, image, ax, "weight")
-        return figure
+        title = f"{name}: all {out_c} kernels, {kh}x{kw}"
+    else:
+        tiles = weight[:max_shown, :max_shown]
+        rows, columns = tiles.shape[:2]
+        title = f"{name}: filters 0-{rows - 1} x inputs 0-{columns - 1}\nof {out_c} x {in_c}"
+    limit = symmetric_limit(weight)
+    height = 0.9 + (WIDTH - 1.3) * rows / columns
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(
+        mosaic(tiles, tile_gap(kh)),
+        cmap=DIVERGING,
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+    )
+    plain_axes(ax)
+    if in_c > 1:
+        ax.set_ylabel("filter", fontsize=TEXT)
+        ax.set_xlabel("input channel", fontsize=TEXT)
+    ax.set_title(title, fontsize=TITLE)
+    colour_bar(figure, image, ax, "weight")
+    return figure
 
-    shown_out, shown_in = min(max_shown, out_c), min(max_shown, in_c)
-    tiles = weight[:shown_out, :shown_in]
+
+def kernel_norm_figure(weight: Tensor, name: str, output_label: str = "output channel") -> Figure:
+    """The L2 norm of every filter's kernel on every input channel of a conv (out, in, k, k):
+    which inputs each filter uses (dark) and which it ignores (pale)."""
+    weight = weight.detach().float().cpu()
+    out_c, in_c = weight.shape[:2]
     norms = weight.flatten(2).norm(dim=2)
-    figure = Figure(figsize=(WIDTH, WIDTH * 1.75), dpi=DPI, layout="constrained")
-    top, bottom = figure.subplots(2, 1, height_ratios=[1, 1])
-    image = top.imshow(mosaic(tiles, tile_gap(kh)), **scale)
-    plain_axes(top)
-    top.set_title(
-        f"{name}: {kh}x{kw} kernels of filters 0-{shown_out - 1} (rows)\n"
-        f"on inputs 0-{shown_in - 1} (columns), of {out_c} x {in_c}",
-        fontsize=TITLE,
-    )
-    colour_bar(figure, image, top, "weight")
-    norm_image = bottom.imshow(
-        norms.numpy(), cmap=MAGNITUDE, vmin=0, interpolation="nearest", aspect="auto"
-    )
-    bottom.set_title(f"kernel norm, every filter x input ({out_c} x {in_c})", fontsize=TITLE)
-    bottom.set_xlabel("input channel", fontsize=TEXT)
-    bottom.set_ylabel(output_label, fontsize=TEXT)
-    bottom.tick_params(labelsize=TEXT - 1)
-    colour_bar(figure, norm_image, bottom, "L2 norm")
+    figure = Figure(figsize=(WIDTH, WIDTH * 0.82), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(norms.numpy(), cmap=MAGNITUDE, vmin=0, interpolation="nearest", aspect="auto")
+    ax.set_title(f"{name}: kernel norms, {out_c} x {in_c}", fontsize=TITLE)
+    ax.set_xlabel("input channel", fontsize=TEXT)
+    ax.set_ylabel(output_label, fontsize=TEXT)
+    ax.tick_params(labelsize=TEXT - 1)
+    colour_bar(figure, image, ax, "L2 norm")
     return figure
 
 
@@ -167,7 +174,7 @@ def heatmap_figure(values: Tensor, title: str, ylabel: str, xlabel: str) -> Figu
     values = values.detach().float().cpu()
     rows, columns = values.shape
     limit = symmetric_limit(values)
-    height = min(WIDTH * 1.5, max(2.6, 1.4 + WIDTH * 0.8 * rows / max(columns, 1)))
+    height = min(WIDTH * 0.82, max(2.6, 1.4 + WIDTH * 0.8 * rows / max(columns, 1)))
     figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(
@@ -282,7 +289,7 @@ def confusion_figure(confusion: Tensor) -> Figure:
     reds = matplotlib.colormaps["Reds"](0.15 + 0.85 * errors / worst)[..., :3]
     colours[errors > 0] = reds[errors > 0]
     colours[diagonal] = matplotlib.colors.to_rgb("#cfe8cf")
-    figure = Figure(figsize=(WIDTH, WIDTH * 0.95), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH, WIDTH * 0.9), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     ax.imshow(colours, interpolation="nearest")
     for (true, pred), count in np.ndenumerate(counts):
@@ -295,7 +302,7 @@ def confusion_figure(confusion: Tensor) -> Figure:
             str(count),
             ha="center",
             va="center",
-            fontsize=TEXT if count < 1000 else TEXT - 2,
+            fontsize=TEXT if count < 1000 else TEXT - 3,
             color="white" if dark else "black",
             fontweight="bold" if not diagonal[true, pred] else "normal",
         )

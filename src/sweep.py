@@ -34,6 +34,7 @@ COLUMNS = (
     "val_acc_best",
     "test_acc",
     "epochs",
+    "fit_time_s",
     "wall_time_s",
     "error",
 )

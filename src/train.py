@@ -40,7 +40,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     callbacks += extra_callbacks
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_time = time.perf_counter() - fit_started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -56,6 +58,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
         "val_acc_best": metrics.get("val/acc_best"),
         "test_acc": metrics.get("test/acc"),
         "epochs": trainer.current_epoch,
+        "fit_time_s": round(fit_time, 3),
         "metrics": metrics,
     }
 

@@ -43,6 +43,14 @@ def colour_share(pixels: np.ndarray) -> dict[str, float]:
     }
 
 
+def heatmap_colours(pixels: np.ndarray) -> int:
+    """How many distinct non-grey colours the left three quarters of an image hold (the colour
+    bar, on the right, holds a whole gradient of its own)."""
+    left = pixels[:, : pixels.shape[1] * 3 // 4].reshape(-1, 3).astype(int)
+    coloured = left[np.ptp(left, axis=1) > 20]
+    return len(np.unique(coloured, axis=0))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, EventAccumulator, dict]:
     tmp = tmp_path_factory.mktemp("callbacks")
@@ -57,7 +65,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, EventAccumulato
 def test_kernel_images_for_every_conv_layer_in_network_order(run) -> None:
     _, events, _ = run
     tags = sorted(t for t in events.Tags()["images"] if t.startswith("kernels/"))
-    assert tags == [f"kernels/{i:02d}_{name}" for i, name in enumerate(CONVS, start=1)]
+    kernels = [f"kernels/{i:02d}_{name}" for i, name in enumerate(CONVS, start=1)]
+    norms = [f"{tag}_norms" for tag in kernels[1:4]]  # 3x3 convs with several inputs
+    assert tags == sorted(kernels + norms)
     assert [e.step for e in events.Images("kernels/01_conv1")] == [0, 7, 14]  # start + 2 epochs
     assert {f"weights/{name}" for name in CONVS} <= set(events.Tags()["histograms"])
 
@@ -65,10 +75,12 @@ def test_kernel_images_for_every_conv_layer_in_network_order(run) -> None:
 def test_every_logged_image_has_contrast(run) -> None:
     _, events, _ = run
     tags = events.Tags()["images"]
-    assert len(tags) == 5 + 6 + 2  # kernels, inputs + 5 hooked layers, test views
+    assert len(tags) == 5 + 3 + 6 + 2  # kernels, norms, inputs + 5 hooked layers, test views
     for tag in tags:
         share = colour_share(decoded(events, tag))
-        if tag.startswith("kernels/"):  # random weights: both signs show, the 1x1 conv too
+        if tag.endswith("_norms"):  # magnitudes: many shades (a constant map draws one)
+            assert heatmap_colours(decoded(events, tag)) > 20, tag
+        elif tag.startswith("kernels/"):  # random weights: both signs show, the 1x1 conv too
             assert share["red"] > 0.01 and share["blue"] > 0.01, (tag, share)
         elif tag.startswith("activations/") and "pool" in tag:  # after ReLU: only positive
             assert share["red"] > 0.01, (tag, share)
@@ -102,10 +114,8 @@ def test_test_views_confusion_matrix_and_mistakes(run) -> None:
     tags = set(events.Tags()["images"])
     assert {"test/confusion_matrix", "test/mistakes"} <= tags
     assert holder["metrics"]["test/acc"] < 1.0  # random tiny data: there are mistakes to show
-    width, height = Image.open(
-        io.BytesIO(events.Images("test/mistakes")[-1].encoded_image_string)
-    ).size
-    assert 500 <= width <= 600  # drawn for TensorBoard's card, not shrunk to a third of it
+    height, width = decoded(events, "test/mistakes").shape[:2]
+    assert width == 440 and height <= width  # drawn for the card (see test_drawing.py)
 
 
 def test_learning_rate_is_logged_at_every_step(run) -> None:
@@ -175,7 +185,9 @@ def test_export_script_writes_the_logged_images_as_png(run, tmp_path: Path) -> N
     result = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"kernels_{i:02d}_conv{i}_step000014.png" for i in range(1, 6)]
+    kernels = [f"kernels_{i:02d}_conv{i}" for i in range(1, 6)]
+    expected = kernels + [f"{name}_norms" for name in kernels[1:4]]
+    assert names == sorted(f"{name}_step000014.png" for name in expected)
     logged = events.Images("kernels/01_conv1")[-1].encoded_image_string
     assert (out / names[0]).read_bytes() == logged
     missing = subprocess.run(

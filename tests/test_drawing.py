@@ -12,6 +12,7 @@ from src.drawing import (
     feature_map_figure,
     figure_pixels,
     kernel_figure,
+    kernel_norm_figure,
     mistakes_figure,
     most_active,
 )
@@ -74,11 +75,32 @@ def test_deeper_conv_shows_8_by_8_kernels_and_every_norm() -> None:
     weight = torch.randn(64, 32, 3, 3)
     weight[3, 7] = 0  # filter 3 ignores input 7
     figure = kernel_figure(weight, "conv4")
-    assert shown_array(figure).shape == (8 * 4 + 1, 8 * 4 + 1)
-    norms = shown_array(figure, axes=1)  # the second image axes (after the first colour bar)
+    array = shown_array(figure)
+    assert array.shape == (8 * 4 + 1, 8 * 4 + 1)
+    assert np.allclose(array[5:8, 1:4], weight[1, 0].numpy())  # row: filter, column: input
+    assert tile_pixels_on_a_card(figure, 3) >= 8
+    norms = shown_array(kernel_norm_figure(weight, "conv4"))
     assert norms.shape == (64, 32)
     assert norms[3, 7] == 0 and norms[0, 0] == pytest.approx(float(weight[0, 0].norm()))
-    assert tile_pixels_on_a_card(figure, 3) >= 8
+
+
+def test_figures_are_no_taller_than_wide() -> None:
+    # Time Series fits an image card's height, the Images tab its width: a tall figure would
+    # shrink to a strip in one of them
+    weight = torch.randn(64, 32, 3, 3)
+    figures = [
+        kernel_figure(torch.randn(32, 1, 3, 3), "conv1"),
+        kernel_figure(weight, "conv4"),
+        kernel_norm_figure(weight, "conv4"),
+        kernel_figure(torch.randn(10, 64, 1, 1), "conv7"),
+        feature_map_figure(torch.randn(10, 64, 7, 7), torch.rand(10, 1, 28, 28), "conv5"),
+        confusion_figure(torch.diag(torch.full((10,), 1000))),
+        mistakes_figure(torch.rand(18, 1, 28, 28), *torch.zeros(2, 18, dtype=torch.long),
+                        torch.rand(18), total=49),
+    ]  # fmt: skip
+    for figure in figures:
+        height, width = figure_pixels(figure).shape[:2]
+        assert width == 440 and height <= width, figure.get_suptitle()
 
 
 def test_a_1x1_logits_conv_is_a_signed_heatmap_with_contrast() -> None:
