@@ -95,6 +95,19 @@ def plain_axes(ax: Axes) -> None:
         spine.set_visible(False)
 
 
+def draw_tiles(ax: Axes, tiles: Tensor, cmap, vmin: float, vmax: float) -> AxesImage:
+    """(rows, columns, h, w) tiles as one mosaic on `ax`, one colour scale for all of them."""
+    image = ax.imshow(
+        mosaic(tiles, tile_gap(tiles.shape[-2])),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+    )
+    plain_axes(ax)
+    return image
+
+
 def colour_bar(figure: Figure, image: AxesImage, ax: Axes | Sequence[Axes], label: str) -> None:
     bar = figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02, shrink=0.9)
     bar.set_label(label, fontsize=TEXT)
@@ -135,14 +148,7 @@ def kernel_figure(
     height = 0.9 + (WIDTH - 1.3) * rows / columns
     figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
     ax = figure.subplots()
-    image = ax.imshow(
-        mosaic(tiles, tile_gap(kh)),
-        cmap=DIVERGING,
-        vmin=-limit,
-        vmax=limit,
-        interpolation="nearest",
-    )
-    plain_axes(ax)
+    image = draw_tiles(ax, tiles, DIVERGING, -limit, limit)
     if in_c > 1:
         ax.set_ylabel("filter", fontsize=TEXT)
         ax.set_xlabel("input channel", fontsize=TEXT)
@@ -216,23 +222,9 @@ def feature_map_figure(maps: Tensor, digits: Tensor, name: str, max_maps: int = 
     height = 1.3 + (WIDTH - 1.2) * n / (columns + 1)
     figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
     digit_ax, maps_ax = figure.subplots(1, 2, width_ratios=width_ratios)
-    digit_ax.imshow(
-        mosaic(digits.cpu(), tile_gap(digits.shape[-1])),
-        cmap=DIGIT,
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
-    plain_axes(digit_ax)
+    draw_tiles(digit_ax, digits.cpu(), DIGIT, 0, 1)
     digit_ax.set_title("digit", fontsize=TEXT)
-    image = maps_ax.imshow(
-        mosaic(shown, tile_gap(h)),
-        cmap=DIVERGING,
-        vmin=-limit,
-        vmax=limit,
-        interpolation="nearest",
-    )
-    plain_axes(maps_ax)
+    image = draw_tiles(maps_ax, shown, DIVERGING, -limit, limit)
     maps_ax.set_title(f"channels {', '.join(map(str, chosen[:4].tolist()))}, ...", fontsize=TEXT)
     which = "every channel" if columns == channels else f"the {columns} most active of {channels}"
     figure.suptitle(f"{name} ({h}x{w}): {which}", fontsize=TITLE)
