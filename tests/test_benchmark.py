@@ -14,7 +14,9 @@ from .conftest import ROOT
 def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) -> None:
     out = tmp_path / "benchmark.json"
     args = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--repeats", "1",
-            "--steps", "12", "--warmup", "2", "--out", str(out)]  # fmt: skip
+            "--steps", "12", "--warmup", "2", "--out", str(out),
+            # a small, short speedrun, still compiled: the row's machinery, not its accuracy
+            "--speedrun-overrides", "model.channels=[8,16,16]", "trainer.max_epochs=1"]  # fmt: skip
     env = {"MNIST_OFFLINE_DIR": str(offline_dir), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
@@ -31,7 +33,7 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     )
     assert fast["epochs"] == 2 and fast["params"] == 18_482 and fast["test_acc"] >= 0.99
     # the compiled preset through Lightning and the same recipe as a bare loop
-    assert speedrun["epochs"] == 2 and speedrun["test_acc"] >= 0.99
-    assert speedrun["bare"]["fit_s"] > 0 and speedrun["bare"]["test_acc"] >= 0.98
+    assert speedrun["epochs"] == 1 and 0.5 < speedrun["test_acc"] <= 1
+    assert speedrun["bare"]["fit_s"] > 0 and 0.5 < speedrun["bare"]["test_acc"] <= 1
     assert saved["device"].startswith("CPU")
-    assert "experiment=speedrun: fit to 99.0%" in result.stdout
+    assert "experiment=speedrun" in result.stdout
