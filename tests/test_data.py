@@ -227,3 +227,18 @@ def test_bad_values_are_refused(kwargs: dict, message: str) -> None:
 def test_val_size_must_leave_training_images(tiny_data_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.val_size=300: must be smaller than the 300"):
         ready(tiny_data_dir, val_size=300)
+
+
+def test_drop_last_gives_every_step_the_same_shapes() -> None:
+    images, labels = torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10)
+    kept = TensorBatches(images, labels, batch_size=4, shuffle=True, seed=3)
+    dropped = TensorBatches(images, labels, batch_size=4, shuffle=True, seed=3, drop_last=True)
+    assert [len(y) for _, y in kept] == [4, 4, 2] and len(kept) == 3
+    sizes = [len(y) for _, y in dropped]
+    assert sizes == [4, 4] and len(dropped) == 2
+    again = TensorBatches(images, labels, batch_size=4, shuffle=True, seed=3)  # a first pass
+    fresh = TensorBatches(images, labels, 4, shuffle=True, seed=3, drop_last=True)
+    seen = torch.cat([y for _, y in fresh])
+    assert seen.tolist() == torch.cat([y for _, y in again]).tolist()[:8]  # the same shuffle
+    with pytest.raises(ConfigError, match=r"data\.drop_last='yes': must be true or false"):
+        MNISTDataModule(drop_last="yes")

@@ -7,11 +7,14 @@ import pytest
 import torch
 
 from src.architecture import plan_layers
+from src.config import instantiate
 from src.errors import ConfigError
 from src.model import Net
 from src.module import MNISTClassifier
+from src.train import train
 
 from .conftest import TUTORIAL_CONV_PARAMS, compose_train
+from .test_train import TINY
 
 
 def param_count(module: torch.nn.Module) -> int:
@@ -141,3 +144,30 @@ def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> Non
     assert torch.equal(step_log_probs, log_probs)
     with pytest.raises(ConfigError, match=r"model\.label_smoothing=1\.0: must be in \[0, 1\)"):
         MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, label_smoothing=1.0)
+
+
+def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        [f"data.data_dir={tiny_data_dir}", *TINY, "debug=fdr", "model.channels=[4]",
+         "model.compile=true", "data.drop_last=true"],
+        tmp_path,
+    )  # fmt: skip
+    result = train(cfg)
+    assert result["metrics"]["train/loss"] > 0 and "test/acc" in result["metrics"]
+    compiled = instantiate(cfg.model, _convert_="all")
+    plain = instantiate(cfg.model, _convert_="all", compile=False)
+    assert compiled.state_dict().keys() == plain.state_dict().keys()  # no _orig_mod. prefix
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"compile": "yes"}, r"model\.compile='yes': must be true or false"),
+        ({"compile_mode": "fast"}, r"model\.compile_mode='fast': must be one of default"),
+    ],
+)
+def test_compile_options_are_checked(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, **options)
