@@ -95,7 +95,7 @@ def test_every_job_is_in_the_hparams_tab(tiny_data_dir: Path, tmp_path: Path) ->
         events.Reload()
         plugin = events.PluginTagToContent("hparams")
         start = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
-        channels.add(start.session_start_info.hparams["model/channels"].string_value)
+        channels.add(start.session_start_info.hparams["01 channels"].string_value)
         assert "val/acc_best" in events.Tags()["scalars"]
     assert channels == {"[4, 8]", "[8, 16]"}
 
