@@ -5,7 +5,6 @@ architecture, learning rate, kernels, activations, test views); how it is drawn 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from src.drawing import (
     order_mistakes,
 )
 from src.errors import ConfigError
+from src.model import Net
 
 
 def check_positive_int(key: str, value: object) -> None:
@@ -196,10 +196,10 @@ class KernelImages(TensorBoardCallback):
 class ActivationImages(TensorBoardCallback):
     """What each layer makes of a fixed probe batch (the first validation image of each digit).
 
-    At the end of every validation epoch, forward hooks are put on the chosen layers (by name;
-    default: every conv and max-pool whose output is bigger than 1x1), one forward pass runs in
-    eval mode without gradients, and the hooks are removed in a `finally`, so training never
-    runs with a hook on. Logs `activations/00_inputs` and one image per layer,
+    At the end of every validation epoch, one eval-mode, no-grad forward pass records the chosen
+    layers' outputs (by name; default: every conv and max-pool whose output is bigger than 1x1)
+    through forward hooks that `Net.record` removes in a `finally`, so training never runs with a
+    hook on. Logs `activations/00_inputs` and one image per layer,
     `activations/NN_<layer>` in network order (see `drawing.feature_map_figure`).
     """
 
@@ -209,16 +209,11 @@ class ActivationImages(TensorBoardCallback):
         self.max_maps = max_maps
         self.probe: tuple[Tensor, Tensor] | None = None
 
-    def hooked_layers(self, net: torch.nn.Module) -> list[str]:
+    def hooked_layers(self, net: Net) -> list[str]:
         """The layers to draw, in network order."""
         names = [name for name, _ in net.named_children()]
         if self.layers is None:
-            stats = analyze(net.specs, net.input_size)
-            return [
-                r.layer.name
-                for r in stats
-                if r.layer.kind in ("conv", "maxpool") and r.out_size > 1
-            ]
+            return net.spatial_layers()
         unknown = [name for name in self.layers if name not in names]
         if unknown:
             raise ConfigError(
@@ -238,33 +233,17 @@ class ActivationImages(TensorBoardCallback):
         if self.probe is None:
             self.probe = trainer.datamodule.probe_batch()
         images, labels = self.probe
-        net = pl_module.net
-        captured: dict[str, Tensor] = {}
-        handles = []
-        was_training = net.training
-        try:
-            for name in self.hooked_layers(net):
-                hook = partial(self.capture, captured, name)
-                handles.append(net.get_submodule(name).register_forward_hook(hook))
-            net.eval()
-            with torch.no_grad():
-                net(images.to(pl_module.device))
-        finally:
-            for handle in handles:
-                handle.remove()
-            net.train(was_training)
+        net: Net = pl_module.net
+        layers = self.hooked_layers(net)
+        _, captured = net.record(images.to(pl_module.device), outputs=layers)
         step = trainer.global_step
         digits = denormalize(images)
         title = "probe digits, the same every epoch"
         figure = digits_figure(digits, [str(d) for d in labels.tolist()], title)
         writer.add_figure("activations/00_inputs", figure, step)
-        for index, name in enumerate(self.hooked_layers(net), start=1):
+        for index, name in enumerate(layers, start=1):
             figure = feature_map_figure(captured[name].cpu(), digits, name, self.max_maps)
             writer.add_figure(f"activations/{index:02d}_{name}", figure, step)
-
-    @staticmethod
-    def capture(store: dict[str, Tensor], name: str, module, inputs, output: Tensor) -> None:
-        store[name] = output.detach()
 
 
 class TestViews(TensorBoardCallback):

@@ -317,3 +317,57 @@ def figure_pixels(figure: Figure) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def prediction_figure(
+    given: np.ndarray,
+    seen: Tensor,
+    probabilities: Tensor,
+    activations: dict[str, Tensor],
+    cam: Tensor | None,
+    title: str,
+    max_maps: int = 8,
+) -> Figure:
+    """What goes in and what comes out, for one image: the image as given (H, W) or (H, W, 3),
+    the 28x28 the net sees (0-1 scale), the ten probabilities, the class activation map of the
+    predicted digit over the digit (when there is one), and a row per layer of its `max_maps`
+    most active channels (C, h, w), each row on its own signed scale."""
+    predicted = int(probabilities.argmax())
+    rows = 1 + len(activations)
+    figure = Figure(figsize=(8, 2.6 + 1.15 * len(activations)), dpi=DPI, layout="constrained")
+    grid = figure.add_gridspec(rows, 4, height_ratios=[2.2] + [1] * len(activations))
+    panels = [figure.add_subplot(grid[0, i]) for i in range(4)]
+    panels[0].imshow(given, cmap="gray" if given.ndim == 2 else None)
+    panels[0].set_title("as given", fontsize=TEXT)
+    draw_tiles(panels[1], seen.reshape(1, 1, *seen.shape[-2:]), DIGIT, 0, 1)
+    panels[1].set_title("what the net sees", fontsize=TEXT)
+    if cam is not None:
+        panels[2].imshow(seen.reshape(seen.shape[-2:]).numpy(), cmap=DIGIT, vmin=0, vmax=1)
+        upsampled = torch.nn.functional.interpolate(
+            cam.reshape(1, 1, *cam.shape[-2:]), size=seen.shape[-2:], mode="bilinear"
+        )[0, 0]
+        limit = symmetric_limit(upsampled)
+        overlay = panels[2].imshow(
+            upsampled.numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit, alpha=0.55
+        )
+        colour_bar(figure, overlay, panels[2], f"evidence for {predicted}")
+        panels[2].set_title(f"class activation map of {predicted}", fontsize=TEXT)
+    else:
+        panels[2].text(0.5, 0.5, "no class activation map\n(head=conv)", ha="center", va="center")
+    plain_axes(panels[0])
+    plain_axes(panels[2])
+    bars = panels[3].bar(range(10), probabilities.numpy(), color="#9ab")
+    bars[predicted].set_color("#c0392b")
+    panels[3].set_xticks(range(10))
+    panels[3].set_ylim(0, 1)
+    panels[3].set_title("probabilities", fontsize=TEXT)
+    panels[3].tick_params(labelsize=TEXT - 2)
+    for row, (name, maps) in enumerate(activations.items(), start=1):
+        ax = figure.add_subplot(grid[row, :])
+        chosen = most_active(maps.unsqueeze(0), max_maps)
+        shown = maps[chosen].unsqueeze(0)
+        limit = symmetric_limit(shown)
+        draw_tiles(ax, shown, DIVERGING, -limit, limit)
+        ax.set_ylabel(name, fontsize=TEXT - 1)
+    figure.suptitle(title, fontsize=TITLE)
+    return figure

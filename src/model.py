@@ -6,9 +6,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from src.architecture import Layer, plan_layers
+from src.architecture import Layer, analyze, plan_layers
 
 
 def build_layer(spec: Layer) -> nn.Module:
@@ -57,3 +58,53 @@ class Net(nn.Sequential):
         super().__init__(modules)
         self.specs = specs
         self.input_size = input_size
+
+    def spatial_layers(self) -> list[str]:
+        """The convs and max-pools whose output is a map (bigger than 1x1), in network order:
+        the layers whose activations can be drawn."""
+        return [
+            row.layer.name
+            for row in analyze(self.specs, self.input_size)
+            if row.layer.kind in ("conv", "maxpool") and row.out_size > 1
+        ]
+
+    @torch.no_grad()
+    def record(
+        self, images: Tensor, outputs: Sequence[str] = (), inputs: Sequence[str] = ()
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """(log-probabilities, {layer: tensor}) of one eval-mode, no-grad forward pass, with the
+        output of each layer in `outputs` and the input of each in `inputs` (keyed
+        "<layer>:input"). Forward hooks live only for this pass (removed in a `finally`), and
+        the net's train/eval mode is restored."""
+        store: dict[str, Tensor] = {}
+
+        def keep(key: str, index: int | None):
+            def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+                store[key] = (output if index is None else args[index]).detach()
+
+            return hook
+
+        handles = [self.get_submodule(n).register_forward_hook(keep(n, None)) for n in outputs]
+        handles += [
+            self.get_submodule(n).register_forward_hook(keep(f"{n}:input", 0)) for n in inputs
+        ]
+        was_training = self.training
+        try:
+            self.eval()
+            log_probs = self(images)
+        finally:
+            for handle in handles:
+                handle.remove()
+            self.train(was_training)
+        return log_probs, store
+
+    @torch.no_grad()
+    def class_activation_maps(self, features: Tensor) -> Tensor | None:
+        """For a `head="gap"` net: from the last feature maps (N, C, h, w), the input of the
+        global average pool, the (N, 10, h, w) maps of the 1x1 logits conv applied at every
+        position; each map's mean is its logit (exactly: the conv is linear). None for
+        `head="conv"` nets."""
+        if not any(spec.kind == "gap" for spec in self.specs):
+            return None
+        logits_conv = self.get_submodule([s.name for s in self.specs if s.kind == "conv"][-1])
+        return torch.nn.functional.conv2d(features, logits_conv.weight, logits_conv.bias)

@@ -1,0 +1,119 @@
+"""Evaluate a finished run again, as it was trained: `python -m src.eval run=<run dir>
+[ckpt=best|last|<path>] [split=test|val]`.
+
+Rebuilds the data and the net from the run's own `.hydra/config.yaml`, loads the checkpoint's
+weights only, and prints accuracy, per-digit accuracy and the confusion matrix. Writes
+`eval/metrics.json`, `eval/confusion.png` and `eval/mistakes.png` into the run directory
+(`eval_val/` for split=val).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.table import Table
+
+from src.config import instantiate
+from src.console import console, quiet_framework
+from src.data import denormalize
+from src.drawing import confusion_figure, mistakes_figure, order_mistakes
+from src.errors import ConfigError
+from src.runs import exit_on_config_error, load_run, parse_args
+
+ARGUMENTS = {"run": None, "ckpt": "best", "split": "test"}
+SPLITS = ("test", "val")
+MAX_MISTAKES = 18
+
+
+@torch.no_grad()
+def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str, Any]:
+    """Accuracy, per-digit accuracy, confusion matrix and the surest mistakes of a run's
+    checkpoint on a split, computed batch by batch as the run's own test was."""
+    if split not in SPLITS:
+        raise ConfigError(f"split={split}: must be one of {', '.join(SPLITS)}")
+    model, cfg = load_run(run_dir, ckpt)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    wrong_images, predicted, true, confidence = [], [], [], []
+    for images, labels in loader:
+        log_probs = model(images)
+        log_confidence, preds = log_probs.max(dim=1)
+        confusion += torch.bincount(labels * 10 + preds, minlength=100).view(10, 10)
+        wrong = preds != labels
+        wrong_images.append(images[wrong])
+        predicted.append(preds[wrong])
+        true.append(labels[wrong])
+        confidence.append(log_confidence[wrong].exp())
+    mistakes = [torch.cat(part) for part in (wrong_images, predicted, true, confidence)]
+    total, right = int(confusion.sum()), int(confusion.trace())
+    per_digit = (confusion.diag() / confusion.sum(dim=1).clamp_min(1)).tolist()
+    return {
+        "run": str(run_dir),
+        "checkpoint": str(model.checkpoint_path),
+        "split": split,
+        "images": total,
+        "accuracy": right / total,
+        "per_digit_accuracy": {str(d): acc for d, acc in enumerate(per_digit)},
+        "confusion": confusion.tolist(),
+        "mistakes": total - right,
+        "_mistakes": mistakes,
+    }
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    """metrics.json, confusion.png and mistakes.png into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    images, predicted, true, confidence = result.pop("_mistakes")
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    confusion_figure(torch.tensor(result["confusion"])).savefig(out / "confusion.png")
+    if len(true):
+        surest = order_mistakes(confidence, MAX_MISTAKES)
+        figure = mistakes_figure(
+            denormalize(images[surest]), predicted[surest], true[surest], confidence[surest],
+            len(true),
+        )  # fmt: skip
+        figure.savefig(out / "mistakes.png")
+
+
+def print_report(result: dict[str, Any]) -> None:
+    out = console()
+    out.print(
+        f"{result['split']} accuracy of {result['checkpoint']}: [bold]{result['accuracy']:.4f}[/] "
+        f"({result['images'] - result['mistakes']:,} of {result['images']:,})"
+    )
+    per_digit = Table(title="per digit")
+    for digit in range(10):
+        per_digit.add_column(str(digit), justify="right")
+    per_digit.add_row(*(f"{acc:.4f}" for acc in result["per_digit_accuracy"].values()))
+    out.print(per_digit)
+    confusion = Table(title="confusion matrix (rows: true digit, columns: predicted)")
+    confusion.add_column("true", justify="right")
+    for digit in range(10):
+        confusion.add_column(str(digit), justify="right")
+    for digit, row in enumerate(result["confusion"]):
+        confusion.add_row(str(digit), *(str(count) if count else "." for count in row))
+    out.print(confusion)
+
+
+def main(argv: list[str]) -> None:
+    quiet_framework()
+    try:
+        args = parse_args(argv, ARGUMENTS, "src.eval")
+        result = evaluate(args["run"], args["ckpt"], args["split"])
+    except ConfigError as err:
+        exit_on_config_error(err)
+    out = Path(args["run"]) / ("eval" if args["split"] == "test" else "eval_val")
+    write_outputs(result, out)
+    print_report(result)
+    print(f"wrote {out}/metrics.json, confusion.png, mistakes.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,93 @@
+"""Take a finished run's net elsewhere: `python -m src.export run=<run dir> [format=onnx]
+[ckpt=best|last|<path>] [out=<file>]`.
+
+Writes `model.onnx` (default: into the run directory) with a dynamic batch size: input
+`images` (N, 1, 28, 28), normalized as in training (mean 0.1307, std 0.3081), output
+`log_probs` (N, 10). Then runs it with onnxruntime on 100 test images beside torch and prints
+the largest absolute difference of the log-probabilities; above 1e-4 the command fails. Needs
+the export extra: `pip install -e ".[export]"` (onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import torch
+
+from src.config import instantiate
+from src.console import quiet_framework
+from src.errors import ConfigError
+from src.runs import exit_on_config_error, load_run, parse_args
+
+ARGUMENTS = {"run": None, "format": "onnx", "ckpt": "best", "out": ""}
+FORMATS = ("onnx",)
+TOLERANCE = 1e-4
+CHECK_IMAGES = 100
+
+
+def export_onnx(model: torch.nn.Module, path: Path) -> None:
+    """The net as ONNX (torch.export-based exporter), the batch dimension dynamic."""
+    example = torch.zeros(2, 1, 28, 28)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        program = torch.onnx.export(
+            model.net.eval(),
+            (example,),
+            input_names=["images"],
+            output_names=["log_probs"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+        )
+    program.save(str(path))
+
+
+def check_onnx(model: torch.nn.Module, path: Path, images: torch.Tensor) -> float:
+    """The largest absolute difference between onnxruntime's and torch's log-probabilities."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {"images": images.numpy()})
+    with torch.no_grad():
+        torch_out = model.net.eval()(images)
+    return float((torch.from_numpy(onnx_out) - torch_out).abs().max())
+
+
+def main(argv: list[str]) -> None:
+    quiet_framework()
+    try:
+        args = parse_args(argv, ARGUMENTS, "src.export")
+        if args["format"] not in FORMATS:
+            raise ConfigError(f"format={args['format']}: must be one of {', '.join(FORMATS)}")
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+            import onnxscript  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                f"format=onnx needs the export extra ({err.name} is missing): "
+                'pip install -e ".[export]"'
+            ) from None
+        model, cfg = load_run(args["run"], args["ckpt"])
+    except ConfigError as err:
+        exit_on_config_error(err)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    images = next(iter(datamodule.test_dataloader()))[0][:CHECK_IMAGES]
+    out = Path(args["out"] or Path(args["run"]) / "model.onnx")
+    export_onnx(model, out)
+    difference = check_onnx(model, out, images)
+    verdict = "ok" if difference <= TOLERANCE else f"FAILED (more than {TOLERANCE:g})"
+    print(f"wrote {out} ({out.stat().st_size:,} bytes; input images (N, 1, 28, 28), normalized)")
+    print(
+        f"onnxruntime against torch on {len(images)} test images: largest absolute difference "
+        f"of the log-probabilities {difference:.2e}: {verdict}"
+    )
+    if difference > TOLERANCE:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,140 @@
+"""A finished run, used again: its own config, its weights (loaded as weights only: nothing
+pickled is executed), and the net's predictions. Shared by `src.eval`, `src.predict` and
+`src.export`, and the Python API for notebooks:
+
+    from src.runs import load_run, predict
+    model, cfg = load_run("logs/train/runs/<run>")
+    probabilities = predict(model, images)   # (N, 28, 28) or (N, 1, 28, 28), ink 1 on 0
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from src.config import instantiate
+from src.data import MNIST_MEAN, MNIST_STD
+from src.errors import ConfigError
+from src.module import MNISTClassifier
+
+CHECKPOINT_CHOICES = ("best", "last")
+
+
+def run_config(run_dir: str | Path) -> DictConfig:
+    """The config the run was started with (`.hydra/config.yaml`), its output folder set to
+    the run directory; a ConfigError names what is missing."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"run={run_dir}: no such run directory")
+    saved = run / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"run={run_dir}: no .hydra/config.yaml; name the directory of a training run "
+            "(logs/train/runs/<run>, or a sweep job's logs/train/multiruns/<sweep>/<job>)"
+        )
+    cfg = OmegaConf.load(saved)
+    cfg.paths.output_dir = str(run)  # was ${hydra:runtime.output_dir}
+    return cfg
+
+
+def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:
+    """`best`: the epoch checkpoint that ModelCheckpoint kept (the latest epoch for presets that
+    monitor nothing), else last.ckpt; `last`: last.ckpt; anything else: a checkpoint file."""
+    folder = Path(run_dir) / "checkpoints"
+    if ckpt not in CHECKPOINT_CHOICES:
+        path = Path(ckpt)
+        if not path.is_file():
+            raise ConfigError(f"ckpt={ckpt}: no such checkpoint file (or use best, last)")
+        return path
+    last = folder / "last.ckpt"
+    kept = sorted(folder.glob("epoch_*.ckpt"))
+    path = kept[-1] if ckpt == "best" and kept else last
+    if not path.is_file():
+        raise ConfigError(f"run={run_dir}: no checkpoints in {folder} (ckpt={ckpt})")
+    return path
+
+
+def load_weights(model: MNISTClassifier, path: Path) -> None:
+    """The checkpoint's weights into `model`, read with weights_only=True; a file that is not a
+    checkpoint of this project, or of another net, is a ConfigError."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"ckpt={path}: not a readable checkpoint ({first[:120]})") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"ckpt={path}: not a checkpoint of this project (no state_dict)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines[1:] if "size mismatch" in line), lines[-1])
+        raise ConfigError(
+            f"ckpt={path}: does not fit the run's net "
+            f"(model.channels={list(model.hparams['channels'])}): {detail[:160]}"
+        ) from None
+
+
+def load_run(run_dir: str | Path, ckpt: str = "best") -> tuple[MNISTClassifier, DictConfig]:
+    """(model in eval mode on the CPU, config) of a run: the net its own config builds (not
+    compiled), with the weights of `ckpt` (best, last or a path)."""
+    cfg = run_config(run_dir)
+    path = checkpoint_path(run_dir, ckpt)
+    model: MNISTClassifier = instantiate(cfg.model, _convert_="all", compile=False)
+    load_weights(model, path)
+    model.eval()
+    model.checkpoint_path = path
+    return model, cfg
+
+
+def normalize_unit(images: Tensor) -> Tensor:
+    """(N, 28, 28) or (N, 1, 28, 28) images on the 0-1 scale, ink 1, as the net's input."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    return (images.float() - MNIST_MEAN) / MNIST_STD
+
+
+@torch.no_grad()
+def predict(model: MNISTClassifier, images: Tensor, batch_size: int = 1000) -> Tensor:
+    """(N, 10) probabilities of the digits for MNIST-like images on the 0-1 scale (ink 1 on 0),
+    (N, 28, 28) or (N, 1, 28, 28); `src.digits.mnist_like` makes them from any digit image."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        parts = [
+            model(normalize_unit(part).to(device)).exp().cpu() for part in images.split(batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)
+
+
+def parse_args(argv: list[str], allowed: dict[str, str | None], command: str) -> dict[str, str]:
+    """key=value arguments of a command, with defaults (None: required); a wrong one is a
+    ConfigError naming the allowed keys."""
+    args: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            names = " ".join(f"{k}=..." for k in allowed)
+            raise ConfigError(f"{arg}: not an argument of {command} (arguments: {names})")
+        args[key] = value
+    for key, default in allowed.items():
+        if key not in args:
+            if default is None:
+                raise ConfigError(f"{command}: {key}=... is required")
+            args[key] = default
+    return args
+
+
+def exit_on_config_error(error: ConfigError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,251 @@
+"""A finished run used again: src.eval, src.predict, src.export and the Python API."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import src.eval
+import src.export
+import src.predict
+from src.config import instantiate
+from src.data import denormalize
+from src.digits import NotADigit, mnist_like
+from src.module import MNISTClassifier
+from src.runs import load_run, predict
+
+from .conftest import ROOT
+from .test_train import TINY
+
+SHORT_RUN = [
+    "model.channels=[8,8,16,16,32,32]", "trainer.max_epochs=1", "+trainer.limit_train_batches=150",
+    "callbacks.kernels=null", "callbacks.activations=null", "callbacks.progress_bar=null",
+]  # fmt: skip
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> Path:
+    """A short run on real MNIST (about 97% test accuracy), trained through the command line."""
+    run = tmp_path_factory.mktemp("runs") / "run"
+    result = run_module(
+        "src.train", *SHORT_RUN, f"data.data_dir={real_data_dir}", f"hydra.run.dir={run}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def test_digits(trained: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 100 test digits on the 0-1 scale, and their labels."""
+    _, cfg = load_run(trained)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    images, labels = datamodule.splits["test"]
+    return denormalize(images[:100])[:, 0], labels[:100]
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_runs_own_test_accuracy(trained: Path) -> None:
+    result = run_module("src.eval", f"run={trained}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    own = json.loads((trained / "result.json").read_text())["test_acc"]
+    metrics = json.loads((trained / "eval" / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(own, abs=1e-6)  # float32 in the run's metrics
+    assert metrics["images"] == 10_000 and len(metrics["per_digit_accuracy"]) == 10
+    assert sum(map(sum, metrics["confusion"])) == 10_000
+    assert (trained / "eval" / "confusion.png").is_file()
+    assert (trained / "eval" / "mistakes.png").is_file()
+    assert "test accuracy of" in result.stdout and "confusion matrix" in result.stdout
+    val = run_module("src.eval", f"run={trained}", "split=val", "ckpt=last")
+    assert val.returncode == 0, val.stderr[-3000:]
+    val_metrics = json.loads((trained / "eval_val" / "metrics.json").read_text())
+    assert val_metrics["images"] == 5_000 and val_metrics["checkpoint"].endswith("last.ckpt")
+
+
+def test_eval_works_on_a_sweep_jobs_directory(tiny_data_dir: Path, tmp_path: Path) -> None:
+    sweep = run_module(
+        "src.train", "-m", "model.channels=[4,8]", "trainer.max_epochs=1", *TINY,
+        f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", "callbacks.kernels=null",
+        "callbacks.activations=null", "callbacks.progress_bar=null",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    job = tmp_path / "sweep" / "0"
+    result = run_module("src.eval", f"run={job}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    own = json.loads((job / "result.json").read_text())["test_acc"]
+    assert json.loads((job / "eval" / "metrics.json").read_text())["accuracy"] == pytest.approx(
+        own, abs=1e-6
+    )
+
+
+def refused(capsys: pytest.CaptureFixture, main, args: list[str], start: str) -> str:
+    """Runs an entry point's main in this process; it must stop with exit code 2 and one line."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {start}"), lines
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_bad_runs_and_checkpoints_stop_with_one_line(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    evaluate, predict_main, export = src.eval.main, src.predict.main, src.export.main
+    refused(capsys, evaluate, [f"run={tmp_path}/nope"], f"run={tmp_path}/nope: no such")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    refused(capsys, evaluate, [f"run={bare}"], f"run={bare}: no .hydra/config.yaml")
+    no_ckpt = tmp_path / "no_ckpt"
+    shutil.copytree(trained / ".hydra", no_ckpt / ".hydra")
+    refused(capsys, evaluate, [f"run={no_ckpt}"], f"run={no_ckpt}: no checkpoints")
+    # a checkpoint of another net, and a truncated one
+    other = MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, channels=[4])
+    wrong = tmp_path / "other.ckpt"
+    torch.save({"state_dict": other.state_dict()}, wrong)
+    line = refused(capsys, evaluate, [f"run={trained}", f"ckpt={wrong}"], f"ckpt={wrong}: ")
+    assert "does not fit the run's net (model.channels=[8, 8, 16, 16, 32, 32])" in line
+    args = [f"run={trained}", f"ckpt={wrong}", f"images={tmp_path}"]
+    refused(capsys, predict_main, args, f"ckpt={wrong}: does not fit")
+    cut = tmp_path / "cut.ckpt"
+    data = (trained / "checkpoints" / "last.ckpt").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    args = [f"run={trained}", f"ckpt={cut}"]
+    refused(capsys, evaluate, args, f"ckpt={cut}: not a readable checkpoint")
+    refused(capsys, export, args, f"ckpt={cut}: not a readable checkpoint")
+    args = [f"run={trained}", f"images={tmp_path}/*.png"]
+    refused(capsys, predict_main, args, f"images={tmp_path}/*.png: no image matched")
+    refused(capsys, evaluate, [f"run={trained}", "split=train"], "split=train: must be one of")
+    refused(capsys, evaluate, ["run"], "run: not an argument of src.eval")
+    refused(capsys, predict_main, [f"run={trained}"], "src.predict: images=... is required")
+    # nothing was written for any of these
+    assert not (trained / "predictions").exists() and not (no_ckpt / "eval").exists()
+    assert not (trained / "eval_train").exists() and not (trained / "model.onnx").exists()
+
+
+def as_png(levels: np.ndarray, path: Path) -> Path:
+    Image.fromarray(np.clip(levels * 255, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def forms(digit: np.ndarray) -> dict[str, np.ndarray]:
+    """One MNIST digit (28x28, ink 1 on 0) as a user might hand it in."""
+    paper = 1.0 - digit
+    big = (
+        np.asarray(
+            Image.fromarray((paper * 255).astype(np.uint8)).resize(
+                (84, 84), Image.Resampling.BICUBIC
+            )
+        )
+        / 255.0
+    )
+    margins = np.ones((160, 220))
+    margins[30:114, 100:184] = big  # three times larger, off-centre, with margins
+    colour = np.stack([0.2 + 0.8 * paper, 0.5 + 0.5 * paper, paper], axis=-1)  # green ink
+    return {
+        "black_on_white": paper,
+        "large_off_centre": margins,
+        "colour": colour,
+        "light_on_dark": digit,
+    }
+
+
+def test_mnist_like_changes_an_mnist_digit_little(test_digits) -> None:
+    digits, _ = test_digits
+    for digit in digits[:50]:
+        image = Image.fromarray((digit.numpy() * 255).astype(np.uint8))
+        assert float((mnist_like(image) - digit).abs().mean()) < 0.05
+    with pytest.raises(NotADigit, match="blank image"):
+        mnist_like(Image.new("L", (40, 30), 255))
+
+
+@pytest.mark.slow
+def test_predict_agrees_with_the_net_on_digits_in_several_forms(
+    trained: Path, test_digits, tmp_path: Path
+) -> None:
+    digits = test_digits[0][:30]  # 120 images, a figure each
+    model, _ = load_run(trained)
+    expected = predict(model, digits).argmax(dim=1)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, digit in enumerate(digits.numpy()):
+        for name, levels in forms(digit).items():
+            suffix = ".jpg" if name == "colour" else ".png"
+            path = folder / f"{i:03d}_{name}{suffix}"
+            Image.fromarray(np.clip(levels * 255, 0, 255).astype(np.uint8)).save(path)
+    as_png(np.ones((30, 30)), folder / "zz_blank.png")
+    (folder / "zz_notes.png").write_text("not an image")
+    out = tmp_path / "out"
+    result = run_module("src.predict", f"run={trained}", f"images={folder}", f"out={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["image", "prediction", "probability",
+                             *(f"p{d}" for d in range(10)), "error"]  # fmt: skip
+    by_name = {Path(r["image"]).name: r for r in rows}
+    assert by_name["zz_blank.png"]["error"] == "blank image (no ink)"
+    assert by_name["zz_notes.png"]["error"].startswith("not an image")
+    agree = total = 0
+    for name, row in by_name.items():
+        if name.startswith("zz_"):
+            continue
+        total += 1
+        agree += int(row["prediction"]) == int(expected[int(name[:3])])
+        assert sum(float(row[f"p{d}"]) for d in range(10)) == pytest.approx(1, abs=1e-4)
+    assert total == 120 and agree / total >= 0.95, agree / total
+    assert (out / "000_colour.png").is_file()  # one figure per image that was predicted
+    assert not (out / "zz_blank.png").exists()
+    assert "failed" in result.stdout and f"wrote {out}" in result.stdout
+
+
+@pytest.mark.slow
+def test_export_onnx_matches_torch(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    result = run_module("src.export", f"run={trained}", f"out={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.is_file() and "largest absolute difference" in result.stdout
+    difference = float(result.stdout.split("log-probabilities ")[1].split(":")[0])
+    assert difference <= 1e-4
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 7):  # the batch size is dynamic
+        (log_probs,) = session.run(None, {"images": np.zeros((batch, 1, 28, 28), np.float32)})
+        assert log_probs.shape == (batch, 10)
+    bad = run_module("src.export", f"run={trained}", "format=tflite")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: format=tflite: must be one of onnx"
+
+
+@pytest.mark.slow
+def test_python_api_and_load_from_checkpoint(trained: Path, test_digits) -> None:
+    digits, labels = test_digits
+    model, cfg = load_run(trained, "last")
+    probabilities = predict(model, digits)
+    assert probabilities.shape == (100, 10)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(100), atol=1e-5)
+    assert (probabilities.argmax(dim=1) == labels).float().mean() > 0.9
+    assert list(cfg.model.channels) == [8, 8, 16, 16, 32, 32]
+    lightning = MNISTClassifier.load_from_checkpoint(
+        trained / "checkpoints" / "last.ckpt", map_location="cpu"
+    )
+    assert torch.equal(predict(lightning, digits).argmax(dim=1), probabilities.argmax(dim=1))
