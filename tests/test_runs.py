@@ -159,12 +159,15 @@ def forms(digit: np.ndarray) -> dict[str, np.ndarray]:
         )
         / 255.0
     )
-    margins = np.ones((160, 220))
-    margins[30:114, 100:184] = big  # three times larger, off-centre, with margins
+    margins = np.ones((140, 140))
+    margins[28:112, 28:112] = big  # three times larger, with margins
+    off_centre = np.ones((90, 120))
+    off_centre[5:33, 80:108] = paper  # its own size, near a corner
     colour = np.stack([0.2 + 0.8 * paper, 0.5 + 0.5 * paper, paper], axis=-1)  # green ink
     return {
         "black_on_white": paper,
-        "large_off_centre": margins,
+        "three_times_larger": margins,
+        "off_centre": off_centre,
         "colour": colour,
         "light_on_dark": digit,
     }
@@ -183,7 +186,7 @@ def test_mnist_like_changes_an_mnist_digit_little(test_digits) -> None:
 def test_predict_agrees_with_the_net_on_digits_in_several_forms(
     trained: Path, test_digits, tmp_path: Path
 ) -> None:
-    digits = test_digits[0][:30]  # 120 images, a figure each
+    digits = test_digits[0][:30]  # 150 images, a figure each
     model, _ = load_run(trained)
     expected = predict(model, digits).argmax(dim=1)
     folder = tmp_path / "images"
@@ -212,7 +215,7 @@ def test_predict_agrees_with_the_net_on_digits_in_several_forms(
         total += 1
         agree += int(row["prediction"]) == int(expected[int(name[:3])])
         assert sum(float(row[f"p{d}"]) for d in range(10)) == pytest.approx(1, abs=1e-4)
-    assert total == 120 and agree / total >= 0.95, agree / total
+    assert total == 150 and agree / total >= 0.95, agree / total
     assert (out / "000_colour.png").is_file()  # one figure per image that was predicted
     assert not (out / "zz_blank.png").exists()
     assert "failed" in result.stdout and f"wrote {out}" in result.stdout
