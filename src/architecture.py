@@ -234,6 +234,29 @@ def analyze(layers: Sequence[Layer], input_size: int) -> list[LayerStats]:
     return rows
 
 
+def receptive_field_box(row: LayerStats, unit: int) -> tuple[float, float]:
+    """The input window, (first edge, last edge) in pixel-edge coordinates (pixel i spans
+    [i, i + 1]), that unit `unit` of the layer's output sees along one axis: centred on
+    start + unit * jump, receptive_field wide. Parts outside [0, input size] lie on padding."""
+    centre = row.start + unit * row.jump
+    return centre - row.receptive_field / 2, centre + row.receptive_field / 2
+
+
+def unit_windows(
+    stats: Sequence[LayerStats],
+) -> list[tuple[str, int, tuple[float, float], tuple[float, float]]]:
+    """For each conv and max-pool before any global pooling: (name, output size, the centre
+    unit's window, the corner unit's window), as `receptive_field_box` gives them."""
+    windows = []
+    for row in stats:
+        if row.layer.kind == "gap":
+            break
+        if row.layer.kind in ("conv", "maxpool"):
+            centre = receptive_field_box(row, (row.out_size - 1) // 2)
+            windows.append((row.layer.name, row.out_size, centre, receptive_field_box(row, 0)))
+    return windows
+
+
 def final_receptive_field(stats: Sequence[LayerStats]) -> LayerStats:
     """The last conv or pool before any global pooling: its units see the largest window of the
     input that any spatial feature sees (ReLU and batch norm leave the window as it is)."""

@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from src.architecture import analyze, markdown_table, totals
+from src.architecture import analyze, markdown_table, totals, unit_windows
 from src.console import COMPACT_COLUMNS, console, print_architecture
 from src.data import denormalize
 from src.drawing import (
@@ -28,6 +28,7 @@ from src.drawing import (
     kernel_norm_figure,
     mistakes_figure,
     order_mistakes,
+    receptive_field_figure,
 )
 from src.errors import ConfigError
 from src.model import Net
@@ -122,7 +123,9 @@ class HParamsSummary(TensorBoardCallback):
 class ArchitectureReport(TensorBoardCallback):
     """At fit start: the Net's architecture arithmetic (sizes, receptive field, params, MACs)
     printed as a compact table with its warnings, written in full to `path` and to
-    TensorBoard's Text tab, beside a guide to the images the other callbacks draw."""
+    TensorBoard's Text tab, beside a guide to the images the other callbacks draw; and the
+    receptive field of each layer's centre and corner units drawn on a probe digit
+    (`architecture/receptive_field`)."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -140,6 +143,11 @@ class ArchitectureReport(TensorBoardCallback):
         if writer is not None:
             writer.add_text("architecture", table, global_step=trainer.global_step)
             writer.add_text("how_to_read_the_images", READING_GUIDE, global_step=0)
+            if trainer.datamodule is not None:
+                images, _ = trainer.datamodule.probe_batch()
+                digit = denormalize(images[-1])[0]  # the probe's last digit (a 9)
+                figure = receptive_field_figure(digit, unit_windows(stats))
+                writer.add_figure("architecture/receptive_field", figure, trainer.global_step)
 
 
 class LearningRateCurve(L.Callback):

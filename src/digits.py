@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 FIELD, BOX = 28, 20
@@ -22,21 +22,42 @@ class NotADigit(ValueError):
 
 
 def read_image(path: str | Path) -> Image.Image:
+    """The image, turned upright as its EXIF orientation says (phone photos)."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            return ImageOps.exif_transpose(image)
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as err:
         raise NotADigit(f"not an image ({type(err).__name__})") from None
 
 
 def grey(image: Image.Image) -> np.ndarray:
-    """Grey levels on the 0-1 scale; transparent parts become white paper."""
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(paper, image)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    """Grey levels on the 0-1 scale. 16-bit and float images keep their range; transparent
+    parts become paper of the opposite shade to the ink's average (so that white ink on a
+    transparent background stays visible)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        levels = np.asarray(image, dtype=np.float32)
+        top = 1.0 if image.mode == "F" and levels.max() <= 1 else 255.0
+        top = 65535.0 if levels.max() > 255 else top
+        return np.clip(levels / top, 0.0, 1.0)
+    if image.mode in ("RGBA", "LA", "PA", "P"):
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba, dtype=np.float32)[..., 3] / 255.0
+        ink = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+        drawn = alpha > 0.5
+        shade = 0 if drawn.any() and ink[drawn].mean() > 0.5 else 255
+        paper = Image.new("RGBA", image.size, (shade, shade, shade, 255))
+        image = Image.alpha_composite(paper, rgba)
+    try:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except ValueError as err:  # modes Pillow cannot turn grey, e.g. LAB
+        raise NotADigit(f"not an image PIL can read as grey ({image.mode}: {err})") from None
 
 
 def border(levels: np.ndarray) -> np.ndarray:
@@ -45,16 +66,19 @@ def border(levels: np.ndarray) -> np.ndarray:
 
 def ink_on_dark(levels: np.ndarray) -> tuple[np.ndarray, float]:
     """(levels with paper at 0 and the strongest ink at 1, the lowest level that counts as ink).
-    The paper is the median of the border; an image on light paper is inverted first; what
-    counts as ink lies above the paper's own noise (twice the border's 90th percentile)."""
-    if np.median(border(levels)) > 0.5:
-        levels = 1.0 - levels
+    The paper is the median of the border; the ink is whichever extreme lies farther from it
+    (dark ink on light paper is inverted); what counts as ink lies above the paper's own noise,
+    measured on the border pixels that are paper, not ink."""
     paper = float(np.median(border(levels)))
+    if paper - float(levels.min()) > float(levels.max()) - paper:
+        levels, paper = 1.0 - levels, 1.0 - paper
     strongest = float(levels.max())
     if strongest - paper < MIN_CONTRAST:
         raise NotADigit("blank image (no ink)")
     levels = np.clip((levels - paper) / (strongest - paper), 0.0, 1.0)
-    return levels, max(FAINTEST_INK, 2 * float(np.percentile(border(levels), 90)))
+    edge = border(levels)
+    noise = float(np.percentile(edge[edge < 0.5], 90)) if (edge < 0.5).any() else 0.0
+    return levels, min(0.5, max(FAINTEST_INK, 2 * noise))
 
 
 def centre_of_mass(levels: np.ndarray) -> tuple[float, float]:

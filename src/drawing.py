@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.patches
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -59,8 +60,11 @@ READING_GUIDE = """\
   cells are 0.
 - **test/mistakes**: misclassified test digits, the ones the net was most sure of first, each
   with its prediction, the net's probability for it, and the true digit.
-- Images are drawn at fit start (kernels), after every validation epoch (activations) and after
-  testing; the step slider above a card moves through them.
+- **architecture/receptive_field**: for each conv and pool layer, the window of the input that
+  the centre unit (red) and the top-left corner unit (blue) of its output see, on a probe digit;
+  the grey margin is padding. The last layer's window must cover the digit.
+- Images are drawn at fit start (kernels, receptive field), after every validation epoch
+  (activations) and after testing; the step slider above a card moves through them.
 """
 
 
@@ -370,4 +374,59 @@ def prediction_figure(
         draw_tiles(ax, shown, DIVERGING, -limit, limit)
         ax.set_ylabel(name, fontsize=TEXT - 1)
     figure.suptitle(title, fontsize=TITLE)
+    return figure
+
+
+def receptive_field_figure(
+    digit: Tensor, layers: Sequence[tuple[str, int, tuple, tuple]]
+) -> Figure:
+    """The tutorial's lesson on one digit (28, 28), 0-1 scale: for each layer (name, output
+    size, centre unit's box, corner unit's box; boxes as (first edge, last edge) in input
+    pixel-edge coordinates, the same along both axes), the window of the input that the centre
+    unit (red) and the top-left corner unit (blue) of its output see. The grey margin around the
+    digit is the padding a box reaches into."""
+    side = digit.shape[-1]
+    reach = max(
+        [0.0]
+        + [max(-box[0], box[1] - side) for *_, centre, corner in layers for box in (centre, corner)]
+    )
+    margin = int(math.ceil(reach))
+    columns = min(4, len(layers))
+    rows = -(-len(layers) // columns)
+    figure = Figure(
+        figsize=(WIDTH, 0.5 + rows * WIDTH / columns * 1.3), dpi=DPI, layout="constrained"
+    )
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    extent = (-0.5 - margin, side - 0.5 + margin, side - 0.5 + margin, -0.5 - margin)
+    canvas = np.full((side + 2 * margin, side + 2 * margin), np.nan, dtype=np.float32)
+    canvas[margin : margin + side, margin : margin + side] = digit.reshape(side, side).numpy()
+    for ax, (name, out_size, centre, corner) in zip(axes.flat, layers, strict=False):
+        ax.imshow(canvas, cmap=DIGIT, vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        for (first, last), colour in ((corner, "#3b7dd8"), (centre, "#e0442b")):
+            # edges to image coordinates, where pixel i spans [i - 0.5, i + 0.5]
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (first - 0.5, first - 0.5), last - first, last - first,
+                    fill=False, edgecolor=colour, linewidth=1.8,
+                )
+            )  # fmt: skip
+        rf = int(centre[1] - centre[0])
+        ax.set_title(f"{name} ({out_size}x{out_size})\nsees {rf}x{rf}", fontsize=TEXT - 1)
+    figure.suptitle("receptive field: centre unit red, corner blue", fontsize=TITLE)
+    return figure
+
+
+def pooling_figure(digit: Tensor, times: int = 3) -> Figure:
+    """A digit (28, 28) max-pooled 2x2 0, 1, ..., `times` times: what repeated pooling keeps."""
+    figure = Figure(figsize=(WIDTH, WIDTH / (times + 1) + 0.9), dpi=DPI, layout="constrained")
+    axes = figure.subplots(1, times + 1)
+    image = digit.reshape(1, 1, *digit.shape[-2:]).float()
+    for count, ax in enumerate(axes):
+        ax.imshow(image[0, 0].numpy(), cmap=DIGIT, vmin=0, vmax=1, interpolation="nearest")
+        plain_axes(ax)
+        ax.set_title(f"{count}x: {image.shape[-1]}x{image.shape[-2]}", fontsize=TEXT)
+        image = torch.nn.functional.max_pool2d(image, 2)
+    figure.suptitle("max-pooled 2x2, again and again", fontsize=TITLE)
     return figure

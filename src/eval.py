@@ -67,12 +67,15 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
     }
 
 
-def write_outputs(result: dict[str, Any], out: Path) -> None:
-    """metrics.json, confusion.png and mistakes.png into `out`."""
+def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
+    """metrics.json, confusion.png and (when there are mistakes) mistakes.png into `out`; the
+    files written."""
     out.mkdir(parents=True, exist_ok=True)
     images, predicted, true, confidence = result.pop("_mistakes")
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     confusion_figure(torch.tensor(result["confusion"])).savefig(out / "confusion.png")
+    written = [out / "metrics.json", out / "confusion.png"]
+    (out / "mistakes.png").unlink(missing_ok=True)  # an earlier evaluation's
     if len(true):
         surest = order_mistakes(confidence, MAX_MISTAKES)
         figure = mistakes_figure(
@@ -80,6 +83,8 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
             len(true),
         )  # fmt: skip
         figure.savefig(out / "mistakes.png")
+        written.append(out / "mistakes.png")
+    return written
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -110,9 +115,9 @@ def main(argv: list[str]) -> None:
     except ConfigError as err:
         exit_on_config_error(err)
     out = Path(args["run"]) / ("eval" if args["split"] == "test" else "eval_val")
-    write_outputs(result, out)
+    written = write_outputs(result, out)
     print_report(result)
-    print(f"wrote {out}/metrics.json, confusion.png, mistakes.png")
+    print(f"wrote {', '.join(str(path) for path in written)}")
 
 
 if __name__ == "__main__":

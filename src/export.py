@@ -70,13 +70,20 @@ def main(argv: list[str]) -> None:
                 'pip install -e ".[export]"'
             ) from None
         model, cfg = load_run(args["run"], args["ckpt"])
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        batches, count = [], 0
+        for images, _ in datamodule.test_dataloader():
+            batches.append(images)
+            count += len(images)
+            if count >= CHECK_IMAGES:
+                break
+        images = torch.cat(batches)[:CHECK_IMAGES]
     except ConfigError as err:
         exit_on_config_error(err)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    images = next(iter(datamodule.test_dataloader()))[0][:CHECK_IMAGES]
     out = Path(args["out"] or Path(args["run"]) / "model.onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model, out)
     difference = check_onnx(model, out, images)
     verdict = "ok" if difference <= TOLERANCE else f"FAILED (more than {TOLERANCE:g})"

@@ -1,5 +1,8 @@
-"""Print the architecture table of the configured Net, with warnings, without training:
-`python -m src.inspect [overrides]` takes the same config and overrides as `src.train`."""
+"""Print the architecture table of the configured Net, with warnings, and draw the tutorial's
+lesson for it, without training: `python -m src.inspect [overrides]` takes the same config and
+overrides as `src.train`. Writes `receptive_field.png` (what the centre and corner units of each
+layer see of a digit) and `pooling.png` (a digit max-pooled again and again) into
+`<paths.log_dir>/inspect/`."""
 
 from __future__ import annotations
 
@@ -10,22 +13,35 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from rich.console import Console
 
-from src.architecture import analyze
+from src.architecture import analyze, unit_windows
 from src.config import instantiate
-from src.console import console, print_architecture
+from src.console import console, print_architecture, quiet_framework
+from src.data import denormalize
+from src.drawing import pooling_figure, receptive_field_figure
 from src.errors import ConfigError
+
+PROBE_DIGIT = 7
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def report(cfg: DictConfig, out: Console) -> None:
-    """Prints the table and warnings for `cfg.model`."""
+    """Prints the table and warnings for `cfg.model`, then draws its lesson pictures."""
     net = instantiate(cfg.model, _convert_="all").net
+    datamodule = instantiate(cfg.data)
     stats = analyze(net.specs, net.input_size)
     print_architecture(stats, f"model.channels={list(cfg.model.channels)}", out)
+    images, labels = datamodule.probe_batch()
+    digit = denormalize(images[labels.tolist().index(PROBE_DIGIT)])[0]
+    folder = Path(cfg.paths.log_dir) / "inspect"
+    folder.mkdir(parents=True, exist_ok=True)
+    receptive_field_figure(digit, unit_windows(stats)).savefig(folder / "receptive_field.png")
+    pooling_figure(digit).savefig(folder / "pooling.png")
+    out.print(f"wrote {folder / 'receptive_field.png'} and {folder / 'pooling.png'}")
 
 
 def main(overrides: list[str]) -> None:
+    quiet_framework()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose(config_name="train.yaml", overrides=overrides)
     try:

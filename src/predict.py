@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
     net = model.net
     layers = net.spatial_layers()
     gap_input = ["gap"] if any(spec.kind == "gap" for spec in net.specs) else []
-    rows = []
+    rows, figures = [], set()
     for path in paths:
         try:
             image = read_image(path)
@@ -77,7 +77,11 @@ def main(argv: list[str]) -> None:
             cams[0, predicted] if cams is not None else None,
             f"{path.name}: {predicted} ({float(probabilities[predicted]):.1%})",
         )
-        figure.savefig(out / f"{path.stem}.png")
+        name = f"{path.name}.png"  # 7.jpg -> 7.jpg.png: never an input's own name
+        while name in figures:
+            name = f"{Path(name).stem}_{len(figures)}.png"
+        figures.add(name)
+        figure.savefig(out / name)
         rows.append({"image": str(path), "probabilities": probabilities.tolist()})
     write_csv(rows, out / "predictions.csv")
     print_table(rows)

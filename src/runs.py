@@ -24,6 +24,8 @@ from src.errors import ConfigError
 from src.module import MNISTClassifier
 
 CHECKPOINT_CHOICES = ("best", "last")
+# What a run's config may build: a run copied from elsewhere must not run other code.
+TARGETS = {"model": "src.module.MNISTClassifier", "data": "src.data.MNISTDataModule"}
 
 
 def run_config(run_dir: str | Path) -> DictConfig:
@@ -38,8 +40,23 @@ def run_config(run_dir: str | Path) -> DictConfig:
             f"run={run_dir}: no .hydra/config.yaml; name the directory of a training run "
             "(logs/train/runs/<run>, or a sweep job's logs/train/multiruns/<sweep>/<job>)"
         )
-    cfg = OmegaConf.load(saved)
+    try:
+        cfg = OmegaConf.load(saved)
+        for group, target in TARGETS.items():
+            if cfg[group].get("_target_") != target:
+                raise ConfigError(
+                    f"run={run_dir}: {group}._target_ is not {target}: not a run of this project"
+                )
+    except ConfigError:
+        raise
+    except Exception as err:  # YAML or OmegaConf errors of a damaged file
+        raise ConfigError(f"run={run_dir}: .hydra/config.yaml unreadable ({err})") from None
     cfg.paths.output_dir = str(run)  # was ${hydra:runtime.output_dir}
+    # paths relative to where the run was started, not to where this command is
+    hydra_file = run / ".hydra" / "hydra.yaml"
+    if hydra_file.is_file() and not Path(cfg.paths.root_dir).is_absolute():
+        started = OmegaConf.load(hydra_file).hydra.runtime.cwd
+        cfg.paths.root_dir = str(Path(started) / cfg.paths.root_dir)
     return cfg
 
 
@@ -53,7 +70,10 @@ def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:
             raise ConfigError(f"ckpt={ckpt}: no such checkpoint file (or use best, last)")
         return path
     last = folder / "last.ckpt"
-    kept = sorted(folder.glob("epoch_*.ckpt"))
+    # ModelCheckpoint keeps one epoch_NNN.ckpt (save_top_k=1); with more, the latest epoch
+    kept = sorted(
+        folder.glob("epoch_*.ckpt"), key=lambda p: int("".join(filter(str.isdigit, p.stem)) or 0)
+    )
     path = kept[-1] if ckpt == "best" and kept else last
     if not path.is_file():
         raise ConfigError(f"run={run_dir}: no checkpoints in {folder} (ckpt={ckpt})")
@@ -95,10 +115,12 @@ def load_run(run_dir: str | Path, ckpt: str = "best") -> tuple[MNISTClassifier, 
 
 
 def normalize_unit(images: Tensor) -> Tensor:
-    """(N, 28, 28) or (N, 1, 28, 28) images on the 0-1 scale, ink 1, as the net's input."""
+    """(N, 28, 28) or (N, 1, 28, 28) images on the 0-1 scale, ink 1 (uint8 ones on 0-255, as
+    torchvision's MNIST.data holds them), as the net's input."""
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    return (images.float() - MNIST_MEAN) / MNIST_STD
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    return (images.float() / scale - MNIST_MEAN) / MNIST_STD
 
 
 @torch.no_grad()

@@ -3,9 +3,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from itertools import pairwise
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from src.architecture import (
     analyze,
@@ -13,8 +16,10 @@ from src.architecture import (
     conv,
     maxpool,
     plan_layers,
+    receptive_field_box,
     relu,
     table_rows,
+    unit_windows,
 )
 from src.model import Net
 
@@ -147,14 +152,22 @@ def test_warnings() -> None:
     )
 
 
-def run_inspect(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "src.inspect", *overrides],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+@pytest.fixture
+def run_inspect(tiny_data_dir: Path, tmp_path: Path):
+    """Runs `python -m src.inspect <overrides>` on small data, its pictures under tmp_path."""
+
+    def run(*overrides: str) -> subprocess.CompletedProcess:
+        local = [f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", "data.val_size=100",
+                 f"paths.log_dir={tmp_path}/logs"]  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "src.inspect", *local, *overrides],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    return run
 
 
-def test_inspect_prints_the_tutorial_table() -> None:
+def test_inspect_prints_the_tutorial_table(run_inspect) -> None:
     result = run_inspect("model=tutorial")
     assert result.returncode == 0, result.stderr
     for expected in ["conv7", "3x3x1024", "40x40 (conv7)", "6,379,786", "4,719,616", "158,980,608"]:
@@ -162,7 +175,7 @@ def test_inspect_prints_the_tutorial_table() -> None:
     assert "warning" not in result.stdout
 
 
-def test_inspect_warns_when_the_last_layer_cannot_see_the_digit() -> None:
+def test_inspect_warns_when_the_last_layer_cannot_see_the_digit(run_inspect) -> None:
     result = run_inspect("model.channels=[8,16]")
     assert result.returncode == 0, result.stderr
     assert "warning: the receptive field of conv2 is 5x5" in " ".join(result.stdout.split())
@@ -180,8 +193,39 @@ def test_inspect_warns_when_the_last_layer_cannot_see_the_digit() -> None:
         ("model.kernels=[3,3,2,3,3,3]", "error: model.kernels=[3, 3, 2, 3, 3, 3]: 2 is not an odd"),
     ],
 )
-def test_inspect_errors_are_one_line(override: str, message: str) -> None:
+def test_inspect_errors_are_one_line(run_inspect, override: str, message: str) -> None:
     result = run_inspect(override)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_inspect_draws_the_receptive_fields_and_repeated_pooling(
+    run_inspect, tmp_path: Path
+) -> None:
+    result = run_inspect("model.channels=[8,16,16]")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "logs" / "inspect"
+    for name in ("receptive_field.png", "pooling.png"):
+        pixels = np.asarray(Image.open(folder / name).convert("RGB"))
+        assert pixels.shape[1] == 440 and pixels.std() > 20, name  # drawn, not blank
+    assert f"wrote {folder / 'receptive_field.png'}" in " ".join(result.stdout.split())
+
+
+def test_receptive_field_boxes_by_hand() -> None:
+    # conv 3x3 p1 -> conv 3x3 p1 -> max-pool 2x2 -> conv 3x3 p0, on 8x8
+    stack = [conv("c1", 1, 1, padding=1), conv("c2", 1, 1, padding=1), maxpool("p", 1),
+             conv("c3", 1, 1, padding=0)]  # fmt: skip
+    stats = analyze(stack, 8)
+    # c1: unit 0 centred on pixel 0 (edges 0..1, centre 0.5), sees 3: [-1, 2]
+    assert receptive_field_box(stats[0], 0) == (-1.0, 2.0)
+    assert receptive_field_box(stats[0], 3) == (2.0, 5.0)
+    assert receptive_field_box(stats[1], 0) == (-2.0, 3.0)  # 5 wide
+    # the pool's unit 0 covers c2's units 0 and 1: [-2, 3] and [-1, 4] -> [-2, 4]
+    assert receptive_field_box(stats[2], 0) == (-2.0, 4.0)
+    assert receptive_field_box(stats[2], 1) == (0.0, 6.0)  # jump 2
+    # c3 (no padding): unit 0 covers pool units 0..2: [-2, 4] .. [2, 8] -> [-2, 8]
+    assert receptive_field_box(stats[3], 0) == (-2.0, 8.0)
+    windows = unit_windows(stats)
+    assert [w[0] for w in windows] == ["c1", "c2", "p", "c3"]
+    assert windows[3] == ("c3", 2, (-2.0, 8.0), (-2.0, 8.0))  # 2x2 output: centre unit 0

@@ -75,10 +75,14 @@ def test_kernel_images_for_every_conv_layer_in_network_order(run) -> None:
 def test_every_logged_image_has_contrast(run) -> None:
     _, events, _ = run
     tags = events.Tags()["images"]
-    assert len(tags) == 5 + 3 + 6 + 2  # kernels, norms, inputs + 5 hooked layers, test views
+    # kernels, norms, inputs + 5 hooked layers, test views, receptive field
+    assert len(tags) == 5 + 3 + 6 + 2 + 1
     for tag in tags:
         share = colour_share(decoded(events, tag))
-        if tag.endswith("_norms"):  # magnitudes: many shades (a constant map draws one)
+        if tag == "architecture/receptive_field":  # red and blue boxes on digits
+            assert share["red"] > 0.002 and share["blue"] > 0.002, (tag, share)
+            assert share["black"] > 0.03, (tag, share)
+        elif tag.endswith("_norms"):  # magnitudes: many shades (a constant map draws one)
             assert heatmap_colours(decoded(events, tag)) > 20, tag
         elif tag.startswith("kernels/"):  # random weights: both signs show, the 1x1 conv too
             assert share["red"] > 0.01 and share["blue"] > 0.01, (tag, share)

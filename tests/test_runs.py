@@ -18,8 +18,7 @@ from PIL import Image
 import src.eval
 import src.export
 import src.predict
-from src.config import instantiate
-from src.data import denormalize
+from src.data import MNISTDataModule, denormalize
 from src.digits import NotADigit, mnist_like
 from src.module import MNISTClassifier
 from src.runs import load_run, predict
@@ -53,10 +52,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, real_data_dir: Path) -> Pa
 
 
 @pytest.fixture(scope="module")
-def test_digits(trained: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def test_digits(real_data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 100 test digits on the 0-1 scale, and their labels."""
-    _, cfg = load_run(trained)
-    datamodule = instantiate(cfg.data)
+    datamodule = MNISTDataModule(data_dir=str(real_data_dir))
     datamodule.setup()
     images, labels = datamodule.splits["test"]
     return denormalize(images[:100])[:, 0], labels[:100]
@@ -112,6 +110,8 @@ def test_bad_runs_and_checkpoints_stop_with_one_line(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     evaluate, predict_main, export = src.eval.main, src.predict.main, src.export.main
+    trained = shutil.copytree(trained, tmp_path / "copy")  # to see that nothing is written
+    before = sorted(trained.rglob("*"))
     refused(capsys, evaluate, [f"run={tmp_path}/nope"], f"run={tmp_path}/nope: no such")
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -139,8 +139,7 @@ def test_bad_runs_and_checkpoints_stop_with_one_line(
     refused(capsys, evaluate, ["run"], "run: not an argument of src.eval")
     refused(capsys, predict_main, [f"run={trained}"], "src.predict: images=... is required")
     # nothing was written for any of these
-    assert not (trained / "predictions").exists() and not (no_ckpt / "eval").exists()
-    assert not (trained / "eval_train").exists() and not (trained / "model.onnx").exists()
+    assert sorted(trained.rglob("*")) == before and not (no_ckpt / "eval").exists()
 
 
 def as_png(levels: np.ndarray, path: Path) -> Path:
@@ -178,8 +177,65 @@ def test_mnist_like_changes_an_mnist_digit_little(test_digits) -> None:
     for digit in digits[:50]:
         image = Image.fromarray((digit.numpy() * 255).astype(np.uint8))
         assert float((mnist_like(image) - digit).abs().mean()) < 0.05
-    with pytest.raises(NotADigit, match="blank image"):
-        mnist_like(Image.new("L", (40, 30), 255))
+    for blank in (Image.new("L", (40, 30), 255), Image.new("L", (1, 1), 0)):
+        with pytest.raises(NotADigit, match="blank image"):
+            mnist_like(blank)
+
+
+def a_seven(paper: float, ink: float, size: int = 40, margin: int = 6) -> np.ndarray:
+    """A hand-made 7 (a bar and a stroke down) on paper of the given level."""
+    levels = np.full((size, size), paper, dtype=np.float32)
+    levels[margin : margin + 5, margin : size - margin] = ink
+    for row in range(margin, size - margin):
+        column = size - margin - 3 - (row - margin) // 3
+        levels[row, column - 2 : column + 3] = ink
+    return levels
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.fromarray((a_seven(1.0, 0.0) * 255).astype(np.uint8)),  # black on white
+        lambda: Image.fromarray((a_seven(0.42, 0.05) * 255).astype(np.uint8)),  # a dim photo
+        lambda: Image.fromarray((a_seven(0.55, 0.95) * 255).astype(np.uint8)),  # chalk on grey
+        lambda: Image.fromarray((a_seven(1.0, 0.0, 28, margin=0) * 255).astype(np.uint8)),
+        lambda: Image.fromarray((a_seven(0.0, 1.0) * 65535).astype(np.uint16)),  # 16-bit
+        lambda: Image.fromarray((a_seven(1.0, 0.0) * 255).astype(np.uint8)).convert("P"),
+        lambda: Image.merge(  # black ink on a transparent background
+            "LA",
+            [
+                Image.new("L", (40, 40), 0),
+                Image.fromarray(((1 - a_seven(1.0, 0.0)) * 255).astype(np.uint8)),
+            ],
+        ),  # fmt: skip
+        lambda: Image.merge(  # white ink on a transparent background
+            "LA",
+            [
+                Image.new("L", (40, 40), 255),
+                Image.fromarray(((1 - a_seven(1.0, 0.0)) * 255).astype(np.uint8)),
+            ],
+        ),  # fmt: skip
+    ],
+    ids=[
+        "black_on_white",
+        "dark_paper",
+        "chalk",
+        "cropped",
+        "16_bit",
+        "palette",
+        "alpha_black",
+        "alpha_white",
+    ],  # fmt: skip
+)
+def test_mnist_like_finds_the_ink_in_every_kind_of_image(make) -> None:
+    image = make()
+    seen = mnist_like(image)
+    reference = a_seven(1.0, 0.0)
+    if image.size == (28, 28):  # the 7 cropped to its ink: the same 7 with margins added
+        reference = np.pad(a_seven(1.0, 0.0, 28, margin=0), 6, constant_values=1.0)
+    expected = mnist_like(Image.fromarray((reference * 255).astype(np.uint8)))
+    assert seen.shape == (28, 28) and float(seen.max()) == pytest.approx(1.0, abs=0.05)
+    assert float((seen - expected).abs().mean()) < 0.05  # the same 7 each time
 
 
 @pytest.mark.slow
@@ -216,8 +272,8 @@ def test_predict_agrees_with_the_net_on_digits_in_several_forms(
         agree += int(row["prediction"]) == int(expected[int(name[:3])])
         assert sum(float(row[f"p{d}"]) for d in range(10)) == pytest.approx(1, abs=1e-4)
     assert total == 150 and agree / total >= 0.95, agree / total
-    assert (out / "000_colour.png").is_file()  # one figure per image that was predicted
-    assert not (out / "zz_blank.png").exists()
+    assert (out / "000_colour.jpg.png").is_file()  # one figure per image that was predicted
+    assert not (out / "zz_blank.png.png").exists()
     assert "failed" in result.stdout and f"wrote {out}" in result.stdout
 
 
