@@ -32,6 +32,7 @@ from src.drawing import (
 )
 from src.errors import ConfigError
 from src.model import Net
+from src.module import tally
 
 
 def check_positive_int(key: str, value: object) -> None:
@@ -279,17 +280,13 @@ class TestViews(TensorBoardCallback):
         dataloader_idx: int = 0,
     ) -> None:
         images, labels = batch
-        log_probs, labels = outputs.detach().float().cpu(), labels.cpu()
-        log_confidence, preds = log_probs.max(dim=1)
-        self.confusion += torch.bincount(labels * 10 + preds, minlength=100).view(10, 10)
-        wrong = (preds != labels).nonzero().flatten()
-        if len(wrong) == 0:
+        counts, (images, predicted, true, confidence) = tally(outputs, labels, images)
+        self.confusion += counts
+        if len(true) == 0:
             return
-        self.total_mistakes += len(wrong)
-        images = images[wrong.to(images.device)].cpu()
-        found = (images, preds[wrong], labels[wrong])
-        kept = [torch.cat(pair) for pair in zip(self.kept, found, strict=True)]
-        confidence = torch.cat([self.kept_confidence, log_confidence[wrong].exp()])
+        self.total_mistakes += len(true)
+        kept = [torch.cat(pair) for pair in zip(self.kept, (images, predicted, true), strict=True)]
+        confidence = torch.cat([self.kept_confidence, confidence])
         surest = order_mistakes(confidence, self.max_mistakes)
         self.kept = tuple(part[surest] for part in kept)
         self.kept_confidence = confidence[surest]

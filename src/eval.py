@@ -22,6 +22,7 @@ from src.console import console, quiet_framework
 from src.data import denormalize
 from src.drawing import confusion_figure, mistakes_figure, order_mistakes
 from src.errors import ConfigError
+from src.module import tally
 from src.runs import exit_on_config_error, load_run, parse_args
 
 ARGUMENTS = {"run": None, "ckpt": "best", "split": "test"}
@@ -41,17 +42,12 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
     datamodule.setup()
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     confusion = torch.zeros(10, 10, dtype=torch.long)
-    wrong_images, predicted, true, confidence = [], [], [], []
+    parts = []
     for images, labels in loader:
-        log_probs = model(images)
-        log_confidence, preds = log_probs.max(dim=1)
-        confusion += torch.bincount(labels * 10 + preds, minlength=100).view(10, 10)
-        wrong = preds != labels
-        wrong_images.append(images[wrong])
-        predicted.append(preds[wrong])
-        true.append(labels[wrong])
-        confidence.append(log_confidence[wrong].exp())
-    mistakes = [torch.cat(part) for part in (wrong_images, predicted, true, confidence)]
+        counts, found = tally(model(images), labels, images)
+        confusion += counts
+        parts.append(found)
+    mistakes = [torch.cat(part) for part in zip(*parts, strict=True)]
     total, right = int(confusion.sum()), int(confusion.trace())
     per_digit = (confusion.diag() / confusion.sum(dim=1).clamp_min(1)).tolist()
     return {

@@ -98,13 +98,15 @@ class Net(nn.Sequential):
             self.train(was_training)
         return log_probs, store
 
+    @property
+    def gap_head(self) -> bool:
+        """Global average pooling then a 1x1 logits conv (`head="gap"`)."""
+        return any(spec.kind == "gap" for spec in self.specs)
+
     @torch.no_grad()
-    def class_activation_maps(self, features: Tensor) -> Tensor | None:
+    def class_activation_maps(self, features: Tensor) -> Tensor:
         """For a `head="gap"` net: from the last feature maps (N, C, h, w), the input of the
-        global average pool, the (N, 10, h, w) maps of the 1x1 logits conv applied at every
-        position; each map's mean is its logit (exactly: the conv is linear). None for
-        `head="conv"` nets."""
-        if not any(spec.kind == "gap" for spec in self.specs):
-            return None
+        global average pool ("gap"), the (N, 10, h, w) maps of the 1x1 logits conv applied at
+        every position; each map's mean is its logit (exactly: the conv is linear)."""
         logits_conv = self.get_submodule([s.name for s in self.specs if s.kind == "conv"][-1])
         return torch.nn.functional.conv2d(features, logits_conv.weight, logits_conv.bias)

@@ -59,6 +59,20 @@ def build_optimization(
     return optimizer, SCHEDULERS[name](optimizer, **options)
 
 
+def tally(
+    log_probs: Tensor, labels: Tensor, images: Tensor
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """A batch's 10x10 confusion counts (true, predicted) and its mistakes: images, predicted
+    digit, true digit and the net's probability for its prediction. All on the CPU."""
+    log_probs, labels = log_probs.detach().float().cpu(), labels.cpu()
+    log_confidence, preds = log_probs.max(dim=1)
+    confusion = torch.bincount(labels * 10 + preds, minlength=100).view(10, 10)
+    wrong = preds != labels
+    mistakes = (images[wrong.to(images.device)].cpu(), preds[wrong], labels[wrong],
+                log_confidence[wrong].exp())  # fmt: skip
+    return confusion, mistakes
+
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
     layers = net.spatial_layers()
-    gap_input = ["gap"] if any(spec.kind == "gap" for spec in net.specs) else []
+    gap_input = ["gap"] if net.gap_head else []
     rows, figures = [], set()
     for path in paths:
         try:
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
             continue
         log_probs, recorded = net.record(normalize_unit(seen[None]), layers, gap_input)
         probabilities = log_probs.exp()[0]
-        cams = net.class_activation_maps(recorded["gap:input"]) if gap_input else None
+        cams = net.class_activation_maps(recorded["gap:input"]) if net.gap_head else None
         predicted = int(probabilities.argmax())
         figure = prediction_figure(
             np.asarray(image.convert("RGB")),
