@@ -1,0 +1,473 @@
+"""The composed training config, checked before any work (no data staging, no training): every
+value's type and range, whether a training batch fits in memory, whether the folders can be
+written and whether `ckpt_path` is a checkpoint of the configured net. A refused value is one
+ConfigError line naming it and what is allowed, e.g. `model.batch_norm='no': must be true or
+false`. `check_checkpoint` is public on its own too: resuming a run calls it."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import pickle
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import src.callbacks
+from src.architecture import Layer, analyze, plan_layers, totals
+from src.data import TRAIN_SIZE, MNISTDataModule
+from src.errors import ConfigError
+from src.model import Net
+from src.module import (
+    COMPILE_MODES,
+    OPTIMIZERS,
+    SCHEDULERS,
+    MNISTClassifier,
+    build_optimization,
+    split_name,
+)
+
+# A rule: (does the value fit, what "must be" says when it does not).
+Rule = tuple[Callable[[Any], bool], str]
+
+MAX_SEED = 2**32 - 1  # the seed range numpy (and so Lightning's seed_everything) accepts
+GIB = 2**30
+# The model node's keys go to MNISTClassifier, its **net to Net, and Net's **layout to
+# plan_layers: together their parameters are the model's options.
+MODEL_SIGNATURES = (MNISTClassifier.__init__, Net.__init__, plan_layers)
+# Callback options that count or divide (max_maps=0 is a ZeroDivisionError after an epoch).
+CALLBACK_COUNTS = {
+    "KernelImages": ("every_n_epochs", "max_shown"),
+    "ActivationImages": ("max_maps",),
+    "TestViews": ("max_mistakes",),
+}
+# Kernel file systems: os.access says root may write there, but no folder of ours can be made.
+PSEUDO_FILE_SYSTEMS = {
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs",
+    "tracefs", "configfs", "pstore", "bpf",
+}  # fmt: skip
+
+
+def is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+SCALARS: dict[type, tuple[Callable[[Any], bool], str, str]] = {
+    bool: (is_bool, "true or false", "true/false values"),
+    int: (is_int, "an integer", "integers"),
+    float: (is_number, "a number", "numbers"),
+    str: (is_str, "a string", "strings"),
+}
+
+
+def rule_for(hint: object) -> Rule | None:
+    """The rule a type hint sets, or None for a hint shape not checked here."""
+    if hint in SCALARS:
+        check, say, _ = SCALARS[hint]
+        return check, say
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [arg for arg in args if arg is not type(None)]
+        inner = rule_for(rest[0]) if len(rest) == 1 else None
+        if inner is None:
+            return None
+        return (lambda v: v is None or inner[0](v)), f"{inner[1]} or null"
+    if origin in (list, Sequence) and len(args) == 1 and args[0] in SCALARS:
+        item, _, plural = SCALARS[args[0]]
+        return (lambda v: isinstance(v, list | tuple) and all(map(item, v))), f"a list of {plural}"
+    if origin in (dict, Mapping):
+        return (lambda v: isinstance(v, Mapping)), "a mapping of options"
+    return None
+
+
+def parameters(target: Callable) -> tuple[list[str], set[str], dict[str, Any]]:
+    """(named parameters, the required ones, type hints) of a function or class."""
+    params = [
+        p
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    try:
+        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
+    except (NameError, TypeError):  # a hint that does not evaluate: types go unchecked
+        hints = {}
+    required = {p.name for p in params if p.default is p.empty}
+    return [p.name for p in params], required, hints
+
+
+def check_options(prefix: str, options: Mapping[str, Any], targets: Sequence[Callable]) -> None:
+    """Each option a parameter of one of `targets`, with a value of its type hint's type, and
+    every required parameter given."""
+    names: list[str] = []
+    required: set[str] = set()
+    hints: dict[str, Any] = {}
+    for target in targets:
+        target_names, target_required, target_hints = parameters(target)
+        names += [name for name in target_names if name not in names]
+        required |= target_required
+        hints.update(target_hints)
+    for key, value in options.items():
+        if key not in names:
+            raise ConfigError(f"{prefix}.{key}: not an option (options: {', '.join(names)})")
+        rule = rule_for(hints.get(key))
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"{prefix}.{key}={value!r}: must be {rule[1]}")
+    missing = sorted(required - set(options))
+    if missing:
+        raise ConfigError(f"{prefix}.{missing[0]}: missing; it must be given")
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python values (dicts, lists), interpolations resolved."""
+    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def own_options(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's options for its target: without Hydra's _target_, _convert_, ..."""
+    return {key: value for key, value in node.items() if not str(key).startswith("_")}
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    """`test`, `seed` and the trainer's epoch counts (max_epochs=-1 overflows much later)."""
+    if not is_bool(cfg.get("test")):
+        raise ConfigError(f"test={cfg.get('test')!r}: must be true or false")
+    seed = cfg.get("seed")
+    if not (is_int(seed) and 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"seed={seed!r}: must be an integer from 0 to {MAX_SEED}")
+    trainer = cfg.get("trainer") or {}
+    max_epochs = trainer.get("max_epochs")
+    if not (is_int(max_epochs) and max_epochs >= 1):
+        raise ConfigError(f"trainer.max_epochs={max_epochs!r}: must be an integer >= 1")
+    min_epochs = trainer.get("min_epochs")
+    if min_epochs is not None and not (is_int(min_epochs) and 0 <= min_epochs <= max_epochs):
+        raise ConfigError(
+            f"trainer.min_epochs={min_epochs!r}: must be an integer from 0 to "
+            f"trainer.max_epochs ({max_epochs})"
+        )
+
+
+def check_data(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The data node's types, then its ranges as MNISTDataModule checks them (building it
+    stages nothing); returns its options, defaults included."""
+    options = own_options(data)
+    check_options("data", options, [MNISTDataModule])
+    return MNISTDataModule(**options).hparams
+
+
+def net_options(model: Mapping[str, Any]) -> dict[str, Any]:
+    """The model node's keys that MNISTClassifier passes on to Net."""
+    own = set(parameters(MNISTClassifier)[0])
+    return {key: value for key, value in own_options(model).items() if key not in own}
+
+
+def input_size(model: Mapping[str, Any]) -> int:
+    """The side of the square images the net is built for (Net's default unless given)."""
+    return model.get("input_size", inspect.signature(Net).parameters["input_size"].default)
+
+
+def check_model(model: Mapping[str, Any]) -> list[Layer]:
+    """The model node's types and ranges; returns the net's layers from the arithmetic (no
+    torch module is built)."""
+    check_options("model", own_options(model), MODEL_SIGNATURES)
+    smoothing = model.get("label_smoothing", 0.0)
+    if not 0 <= smoothing < 1:
+        raise ConfigError(f"model.label_smoothing={smoothing}: must be in [0, 1)")
+    mode = model.get("compile_mode", "default")
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"model.compile_mode={mode!r}: must be one of {', '.join(COMPILE_MODES)}")
+    if input_size(model) < 1:
+        raise ConfigError(f"model.input_size={input_size(model)}: must be an integer >= 1")
+    return plan_layers(**net_options(model))
+
+
+def training_bytes(specs: Sequence[Layer], input_size: int, batch_size: int) -> int:
+    """Bytes one float32 training step needs, from the arithmetic: the input and every layer's
+    output (kept for backward) and their gradients, and 4 copies of the parameters (weights,
+    gradients, two optimizer states at most)."""
+    rows = analyze(specs, input_size)
+    values = specs[0].in_channels * input_size**2
+    values += sum(row.out_size**2 * row.layer.out_channels for row in rows)
+    params = int(totals(rows)["params"])
+    return 4 * (2 * batch_size * values + 4 * params)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now: Linux's MemAvailable, else the free pages."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(model: Mapping[str, Any], specs: Sequence[Layer], batch_size: int) -> None:
+    need, have = training_bytes(specs, input_size(model), batch_size), available_memory()
+    if need > have:
+        raise ConfigError(
+            f"model.channels={list(model['channels'])}: one training batch of {batch_size} needs "
+            f"about {need / GIB:,.1f} GiB (activations, gradients and parameters, from the "
+            f"arithmetic); this machine has {have / GIB:,.1f} GiB available: use fewer channels "
+            "or a smaller data.batch_size"
+        )
+
+
+def positive(value: Any) -> bool:
+    return is_number(value) and value > 0
+
+
+# Ranges of optimizer and scheduler options, beyond their type.
+OPTION_RANGES: dict[str, Rule] = {
+    "lr": (positive, "a number > 0"),
+    "max_lr": (positive, "a number > 0"),
+    "gamma": (positive, "a number > 0"),
+    "momentum": (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    "step_size": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "pct_start": (lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "betas": (
+        lambda v: (
+            isinstance(v, list | tuple)
+            and len(v) == 2
+            and all(is_number(b) and 0 <= b < 1 for b in v)
+        ),
+        "two numbers in [0, 1), e.g. [0.9,0.999]",
+    ),
+}
+# How torch's messages name some options.
+TORCH_WORDS = {"learning rate": "lr", "beta": "betas", "epsilon": "eps"}
+
+
+def option_rule(default: Any) -> Rule | None:
+    """The type an option's default in the torch class's signature sets."""
+    if isinstance(default, bool):
+        return is_bool, "true or false"
+    if is_number(default):
+        return is_number, "a number"
+    if isinstance(default, str):
+        return is_str, "a string"
+    if isinstance(default, tuple) and all(map(is_number, default)):
+        return (
+            lambda v: (
+                isinstance(v, list | tuple) and len(v) == len(default) and all(map(is_number, v))
+            ),
+            f"a list of {len(default)} numbers",
+        )
+    return None
+
+
+def check_optimization(
+    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
+) -> None:
+    """Optimizer and scheduler options: name, types (from the torch class's defaults), ranges;
+    then both built on a dummy parameter so that torch's own checks apply too. `total_steps`
+    is about the run's: OneCycle divides by zero when pct_start x total_steps is 1."""
+    groups = (("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS))
+    for group, cfg, choices in groups:
+        name, options = split_name(cfg, group, choices)
+        if choices[name] is None:
+            continue
+        defaults = {p.name: p.default for p in inspect.signature(choices[name]).parameters.values()}
+        for key, value in options.items():
+            for rule in (option_rule(defaults[key]), OPTION_RANGES.get(key)):
+                if rule is not None and not rule[0](value):
+                    raise ConfigError(f"model.{group}.{key}={value!r}: must be {rule[1]}")
+    dummy = [torch.zeros(1, requires_grad=True)]
+    # The optimizer alone first, so that torch's refusal is put on the right group.
+    for group, cfg, choices in groups:
+        schedule = scheduler if group == "scheduler" else {"name": "none"}
+        try:
+            build_optimization(dummy, optimizer, schedule, total_steps=total_steps)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, ZeroDivisionError) as err:
+            raise torch_error(group, cfg, choices, err) from None
+
+
+def torch_error(group: str, cfg: Mapping[str, Any], choices: dict, err: Exception) -> ConfigError:
+    """torch's refusal as one line, on the option it names when it names one."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    given = [key for key in cfg if key != "name"]
+    others = set(inspect.signature(choices[cfg["name"]]).parameters) - {"params", "optimizer"}
+    # the options given first, then the class's others, then torch's words for some
+    words = {key: key for key in sorted(given, key=len, reverse=True)}
+    words |= {key: key for key in sorted(others, key=len, reverse=True) if key not in words}
+    words |= TORCH_WORDS
+    for word in words:
+        if re.search(rf"\b{re.escape(word)}\b", message, re.IGNORECASE):
+            key = words[word]
+            shown = f"={cfg[key]!r}" if key in cfg else ""
+            return ConfigError(f"model.{group}.{key}{shown}: {message}")
+    return ConfigError(f"model.{group} ({cfg['name']}): {message}")
+
+
+def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) -> None:
+    """The callbacks of src.callbacks: options by signature, counts >= 1, and the activation
+    layers (maps: the arithmetic's layers, not flatten or log_softmax) by name."""
+    for name, node in (callbacks or {}).items():
+        if not isinstance(node, Mapping) or not node:  # set to null: left out
+            continue
+        target = str(node.get("_target_", ""))
+        module, _, class_name = target.rpartition(".")
+        if module != "src.callbacks":
+            continue
+        cls = getattr(src.callbacks, class_name, None)
+        if not isinstance(cls, type):
+            raise ConfigError(f"callbacks.{name}._target_={target}: no such callback")
+        options = own_options(plain(node))
+        check_options(f"callbacks.{name}", options, [cls])
+        for key in CALLBACK_COUNTS.get(class_name, ()):
+            if key in options and not (is_int(options[key]) and options[key] >= 1):
+                raise ConfigError(
+                    f"callbacks.{name}.{key}={options[key]!r}: must be an integer >= 1"
+                )
+        if cls is src.callbacks.ActivationImages:
+            unknown = [layer for layer in options.get("layers") or () if layer not in layers]
+            if unknown:
+                raise ConfigError(
+                    f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net "
+                    f"(layers: {', '.join(layers)})"
+                )
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system `path` lies on, from the mount table ('' if unknown)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    target, best, kind = str(path.resolve()), "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # the deepest mount, the last one mounted
+            best, kind = point, fields[2]
+    return kind
+
+
+def check_writable(key: str, folder: str) -> None:
+    """`folder` exists as a writable folder or can be made: its nearest existing ancestor is a
+    writable folder. Nothing is created."""
+    existing = Path(folder).absolute()
+    while not os.path.exists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    elif (kind := file_system(existing)) in PSEUDO_FILE_SYSTEMS:
+        reason = f"{existing} is on the kernel's {kind} file system"
+    else:
+        return
+    raise ConfigError(f"{key}={folder}: cannot be written ({reason})")
+
+
+def net_state_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
+    """The shapes of the `net.` entries of the state dict of the MNISTClassifier the model node
+    builds, from a Net on the meta device: no memory is allocated, however wide the net."""
+    with torch.device("meta"):
+        net = Net(**net_options(model))
+    return {f"net.{key}": list(value.shape) for key, value in net.state_dict().items()}
+
+
+def state_difference(here: dict[str, list[int]], there: dict[str, list[int]]) -> str | None:
+    """The first entry where a checkpoint's state dict (`there`) differs from the net's."""
+    for name, shape in here.items():
+        if name not in there:
+            return f"{name} is missing there, {shape} here"
+        if there[name] != shape:
+            return f"{name} is {there[name]} there, {shape} here"
+    for name in there:
+        if name not in here:
+            return f"{name} is there, not in this net"
+    return None
+
+
+def check_checkpoint(
+    path: str | Path, model_cfg: Mapping[str, Any], key: str = "ckpt_path"
+) -> None:
+    """`path` is a Lightning checkpoint of this project whose weights fit the net `model_cfg`
+    (the model node) builds; read with weights_only=True, so nothing pickled is executed."""
+    where = f"{key}={path}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            raise ConfigError(
+                f"{where}: not a checkpoint of this project (it holds pickled Python objects, "
+                "not only weights and plain values; left unread)"
+            ) from None
+        reason = "not written by torch.save, or cut short"
+        if isinstance(err, RuntimeError) and text:  # torch's own first sentence, no advice
+            reason = text.split(". ")[0][:120]
+        raise ConfigError(f"{where}: not a readable checkpoint ({reason})") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or "pytorch-lightning_version" not in checkpoint:
+        raise ConfigError(
+            f"{where}: not a checkpoint of this project (no state_dict and "
+            "pytorch-lightning_version)"
+        )
+    here = net_state_shapes(plain(model_cfg))
+    # the net's weights only: metric states (val_acc_best) come and go between versions
+    there = {
+        name: list(getattr(value, "shape", []))
+        for name, value in state.items()
+        if name.startswith("net.")
+    }
+    detail = state_difference(here, there)
+    if detail:
+        raise ConfigError(
+            f"{where}: a checkpoint of another net ({detail}); resume=<run dir> resumes a run "
+            "with its own config"
+        )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every value of a composed training config, before any work; the first refused value is
+    a ConfigError. Cheap, except for reading a checkpoint given as ckpt_path."""
+    check_run_options(cfg)
+    data = plain(cfg.data)
+    loader = check_data(data)
+    model = plain(cfg.model)
+    specs = check_model(model)
+    check_memory(model, specs, loader.batch_size)  # before anything is built from the model
+    # the run's steps, about (trainer limits and devices aside)
+    steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
+    check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
+    check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])
+    folders = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
+    if data.get("data_dir") != cfg.paths.data_dir:
+        folders.append(("data.data_dir", data.get("data_dir")))
+    for key, folder in folders:
+        if folder is not None:
+            check_writable(key, str(folder))
+    if cfg.get("ckpt_path"):
+        check_checkpoint(cfg.ckpt_path, model)

@@ -1,0 +1,188 @@
+"""src.checks: the composed config refused before any work, one line naming the value and what
+is allowed; checkpoints checked against the configured net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import src.checks
+from src.checks import check_checkpoint, check_config, net_state_shapes
+from src.errors import ConfigError
+from src.module import MNISTClassifier
+
+from .conftest import compose_train
+
+PRESETS = [
+    [],
+    *([f"experiment={name}"] for name in
+      ("best", "channels_sweep", "fast", "micro", "speedrun", "tiny", "tutorial")),
+    ["model=tutorial"],
+    ["trainer=cpu"],
+    *([f"debug={name}"] for name in ("fdr", "limit", "overfit")),
+    ["model/optimizer=adam", "model/scheduler=step"],
+    ["model.scheduler.pct_start=0.1"],  # OneCycle over 10 steps would divide by zero
+    ["callbacks.activations.layers=[conv1,pool1]", "callbacks.kernels=null"],
+]  # fmt: skip
+
+# (overrides, what the one-line message must hold)
+REFUSED = [
+    (["model.batch_norm=no"], "model.batch_norm='no': must be true or false"),
+    (["model.final_relu=off"], "model.final_relu='off': must be true or false"),
+    (["model.compile=yes"], "model.compile='yes': must be true or false"),
+    (["model.channels=[16,x]"], "model.channels=[16, 'x']: must be a list of integers"),
+    (["+model.foo=1"], "model.foo: not an option (options: optimizer, scheduler,"),
+    (["data.batch_size=1.5"], "data.batch_size=1.5: must be an integer"),
+    (["data.rotation=abc"], "data.rotation='abc': must be a number"),
+    (["data.batch_size=0"], "data.batch_size=0: must be a positive integer"),
+    (["test=maybe"], "test='maybe': must be true or false"),
+    (["seed=abc"], "seed='abc': must be an integer from 0 to 4294967295"),
+    (["seed=-1"], "seed=-1: must be an integer from 0 to 4294967295"),
+    ([f"seed={2**32}"], f"seed={2**32}: must be an integer from 0 to 4294967295"),
+    (["trainer.max_epochs=-1"], "trainer.max_epochs=-1: must be an integer >= 1"),
+    (["trainer.min_epochs=9"], "trainer.min_epochs=9: must be an integer from 0 to trainer.max_"),
+    (["model.optimizer.lr=abc"], "model.optimizer.lr='abc': must be a number"),
+    (["model.optimizer.lr=0"], "model.optimizer.lr=0: must be a number > 0"),
+    (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1: must be a number > 0"),
+    (["model.optimizer.momentum=1.0"], "model.optimizer.momentum=1.0: must be a number in [0, 1)"),
+    (["model.optimizer.weight_decay=-1"], "model.optimizer.weight_decay=-1: must be a number >= 0"),
+    (["+model.optimizer.nesterov=yes"], "model.optimizer.nesterov='yes': must be true or false"),
+    (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of sgd"),
+    (["model/optimizer=adam", "+model.optimizer.betas=[0.9,1.5]"],
+     "model.optimizer.betas=[0.9, 1.5]: must be two numbers in [0, 1)"),
+    (["model/optimizer=adam", "+model.optimizer.eps=-1"],  # torch's own range check
+     "model.optimizer.eps=-1: Invalid epsilon value: -1"),
+    (["model/scheduler=step", "model.scheduler.gamma=abc"],
+     "model.scheduler.gamma='abc': must be a number"),
+    (["model/scheduler=step", "model.scheduler.gamma=0"],
+     "model.scheduler.gamma=0: must be a number > 0"),
+    (["model/scheduler=step", "model.scheduler.step_size=0"],
+     "model.scheduler.step_size=0: must be an integer >= 1"),
+    (["model.scheduler.pct_start=1.0"],
+     "model.scheduler.pct_start=1.0: must be a number in (0, 1)"),
+    (["+model.scheduler.anneal_strategy=sine"],
+     "model.scheduler.anneal_strategy='sine': anneal_strategy must be one of 'cos' or 'linear'"),
+    (["callbacks.activations.max_maps=0"],
+     "callbacks.activations.max_maps=0: must be an integer >= 1"),
+    (["callbacks.kernels.max_shown=0"], "callbacks.kernels.max_shown=0: must be an integer >= 1"),
+    (["callbacks.kernels.every_n_epochs=0"],
+     "callbacks.kernels.every_n_epochs=0: must be an integer >= 1"),
+    (["callbacks.test_views.max_mistakes=0"],
+     "callbacks.test_views.max_mistakes=0: must be an integer >= 1"),
+    (["callbacks.activations.layers=[conv1,conv99]"],
+     "callbacks.activations.layers: no layer 'conv99' in the net (layers: conv1, bn1, relu1,"),
+    (["model.channels=[1000000]"],
+     "model.channels=[1000000]: one training batch of 128 needs about"),
+    (["paths.log_dir=/proc/x"], "paths.log_dir=/proc/x: cannot be written (/proc is"),
+    (["ckpt_path=no/such.ckpt"], "ckpt_path=no/such.ckpt: no such checkpoint file"),
+]  # fmt: skip
+
+
+def refusal(cfg) -> str:
+    with pytest.raises(ConfigError) as caught:
+        check_config(cfg)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("overrides", PRESETS, ids=lambda o: " ".join(o) or "default")
+def test_presets_pass(overrides: list[str], tmp_path: Path) -> None:
+    check_config(compose_train(overrides, tmp_path))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), REFUSED, ids=lambda v: str(v)[:60])
+def test_refused_values_are_one_line(overrides: list[str], expected: str, tmp_path: Path) -> None:
+    assert expected in refusal(compose_train(overrides, tmp_path))
+
+
+def test_memory_is_estimated_from_the_arithmetic(tmp_path: Path) -> None:
+    message = refusal(compose_train(["model.channels=[1000000]"], tmp_path))
+    assert message.endswith("GiB available: use fewer channels or a smaller data.batch_size")
+    # the default net fits in 1 GiB, and not in 1 MiB
+    cfg = compose_train([], tmp_path)
+    specs = src.checks.check_model(OmegaConf.to_container(cfg.model))
+    need = src.checks.training_bytes(specs, input_size=28, batch_size=128)
+    assert 2**20 < need < 2**30
+
+
+def test_memory_refused_for_a_small_machine(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(src.checks, "available_memory", lambda: 2**20)
+    message = refusal(compose_train(["data.batch_size=256"], tmp_path))
+    assert message.startswith("model.channels=[16, 16, 32, 32, 64, 64]: one training batch of 256")
+    assert "this machine has 0.0 GiB available" in message
+
+
+def test_folders(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    message = refusal(compose_train([f"paths.data_dir={a_file}/data"], tmp_path))
+    assert (
+        message
+        == f"paths.data_dir={a_file}/data: cannot be written ({a_file} is a file, not a folder)"
+    )
+    new = tmp_path / "new" / "logs"
+    check_config(compose_train([f"paths.log_dir={new}"], tmp_path))
+    assert not new.parent.exists()  # nothing is created
+
+
+def small_checkpoint(path: Path, model_cfg, **lightning) -> Path:
+    """A checkpoint as Lightning writes it, of the model node's MNISTClassifier."""
+    options = {k: v for k, v in OmegaConf.to_container(model_cfg).items() if k != "_target_"}
+    model = MNISTClassifier(**options)
+    torch.save({"state_dict": model.state_dict(), "pytorch-lightning_version": "2.6.0",
+                "epoch": 0, **lightning}, path)  # fmt: skip
+    return path
+
+
+def test_checkpoint_state_shapes_match_the_module(tmp_path: Path) -> None:
+    for overrides in ([], ["model=tutorial", "model.channels=[4,8,8,8,8,8]"]):
+        model_cfg = compose_train(["model.channels=[4,8]", *overrides], tmp_path).model
+        options = {k: v for k, v in OmegaConf.to_container(model_cfg).items() if k != "_target_"}
+        real = MNISTClassifier(**options).state_dict()
+        expected = {k: list(v.shape) for k, v in real.items() if k.startswith("net.")}
+        assert net_state_shapes(options) == expected
+
+
+def test_checkpoints(tmp_path: Path) -> None:
+    small = compose_train(["model.channels=[4,8]"], tmp_path)
+    ckpt = small_checkpoint(tmp_path / "small.ckpt", small.model)
+    check_checkpoint(ckpt, small.model)
+    check_config(compose_train(["model.channels=[4,8]", f"ckpt_path={ckpt}"], tmp_path))
+
+    message = refusal(compose_train([f"ckpt_path={ckpt}"], tmp_path))
+    assert message == (
+        f"ckpt_path={ckpt}: a checkpoint of another net (net.conv1.weight is [4, 1, 3, 3] there, "
+        "[16, 1, 3, 3] here); resume=<run dir> resumes a run with its own config"
+    )
+    default = compose_train([], tmp_path).model
+    with pytest.raises(ConfigError, match=r"^resume=.*: a checkpoint of another net"):
+        check_checkpoint(ckpt, default, key="resume")
+
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:2000])
+    message = refusal(compose_train([f"ckpt_path={truncated}"], tmp_path))
+    assert message.startswith(f"ckpt_path={truncated}: not a readable checkpoint (")
+    assert "weights_only" not in message
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    message = refusal(compose_train([f"ckpt_path={text}"], tmp_path))
+    assert message.startswith(f"ckpt_path={text}: not a readable checkpoint (")
+
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    message = refusal(compose_train([f"ckpt_path={other}"], tmp_path))
+    assert message == (
+        f"ckpt_path={other}: not a checkpoint of this project (no state_dict and "
+        "pytorch-lightning_version)"
+    )
+
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": {}, "object": Path("x")}, pickled)
+    message = refusal(compose_train([f"ckpt_path={pickled}"], tmp_path))
+    assert message.startswith(f"ckpt_path={pickled}: not a checkpoint of this project (it holds")
+    assert "weights_only" not in message
