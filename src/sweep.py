@@ -4,6 +4,8 @@ Every job writes result.json into its own directory (src/train.py); `GatherResul
 callback, reads them all and writes results.csv, results.md and accuracy_vs_params.png into
 the sweep directory, and prints the table and a summary line (mean, min and max test accuracy
 over the finished jobs, the figures a sweep over seeds is run for, and wall time per epoch).
+A job directory without a readable result.json (the job was killed, or is still running) is a
+row too, with status `missing`, so that no job silently drops out of the table.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 import logging
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 log = logging.getLogger(__name__)
@@ -40,21 +45,70 @@ COLUMNS = (
 )
 
 
+# The statuses src/train.py writes, and `missing` for a job without a readable result.json;
+# the summary names what it left out in this order.
+STATUSES = ("ok", "failed", "diverged", "interrupted", "missing")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's job directories: those Hydra started (.hydra/overrides.yaml is written at job
+    start) and any other with a result.json."""
+    found = {p.parents[1] for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
+    found |= {p.parent for p in sweep_dir.glob("*/result.json")}
+    return sorted(found, key=lambda d: job_order(d.name))
+
+
+def job_order(job: str) -> tuple[int, str]:
+    # Numerically, so that job 10 comes after job 9.
+    return (int(job), "") if job.isdigit() else (sys.maxsize, job)
+
+
+def read_overrides(job_dir: Path) -> list[str]:
+    """The job's overrides as Hydra saved them at job start; none if that file is unreadable."""
+    try:
+        overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in overrides] if isinstance(overrides, list) else []
+
+
+def read_result(job_dir: Path) -> dict[str, Any]:
+    """The job's result.json or, where there is none or it cannot be read (a SIGKILL can leave
+    it absent or half written), a `missing` result with the overrides Hydra saved."""
+    path = job_dir / "result.json"
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+        return result
+    except FileNotFoundError:
+        error = "no result.json: the job was killed or is still running"
+    except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        error = f"unreadable result.json ({err}): the job was killed while writing it?"
+    return {"overrides": read_overrides(job_dir), "status": "missing", "error": error}
+
+
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job directory with a result.json, best test accuracy first, failures last.
-    The overrides column keeps only what differs between jobs (what the sweep varied)."""
-    results = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")}
-    shared = set.intersection(*(set(r.get("overrides", [])) for r in results.values()))
+    """One row per job directory, finished jobs best test accuracy first, then the others (failed,
+    diverged, interrupted, missing) by job number. The overrides column keeps only what differs
+    between jobs (what the sweep varied)."""
+    results = {d.name: read_result(d) for d in job_dirs(sweep_dir)}
+    if not results:
+        return []
+    shared = set.intersection(*(set(r.get("overrides") or []) for r in results.values()))
     rows = []
     for job, result in results.items():
         row = {key: result.get(key) for key in COLUMNS}
         row["job"] = job
-        varied = [o for o in result.get("overrides", []) if len(results) == 1 or o not in shared]
-        row["overrides"] = " ".join(varied)
+        overrides = result.get("overrides") or []
+        row["overrides"] = " ".join(o for o in overrides if len(results) == 1 or o not in shared)
         rows.append(row)
-    return sorted(
-        rows, key=lambda r: (r["status"] != "ok", -(r["test_acc"] or r["val_acc_best"] or 0))
-    )
+
+    def order(row: dict[str, Any]) -> tuple[bool, float, tuple[int, str]]:
+        accuracy = (row["test_acc"] or row["val_acc_best"] or 0) if row["status"] == "ok" else 0
+        return (row["status"] != "ok", -accuracy, job_order(row["job"]))
+
+    return sorted(rows, key=order)
 
 
 def cell(value: Any) -> str:
@@ -74,18 +128,32 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+def left_out(rows: list[dict[str, Any]]) -> str:
+    """What the summary's figures leave out, and why: "1 diverged, 1 missing"; empty if nothing."""
+    counts = Counter(str(r["status"]) for r in rows if r["status"] != "ok")
+    statuses = [s for s in STATUSES if s in counts] + sorted(set(counts) - set(STATUSES))
+    parts = [f"{counts[s]} {s}" for s in statuses]
+    untested = sum(r["status"] == "ok" and r["test_acc"] is None for r in rows)
+    if untested:  # finished, but run with test=false
+        parts.append(f"{untested} ok without a test accuracy")
+    return ", ".join(parts)
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
-    """Test accuracy mean, min and max over the finished jobs, and their median wall time per
-    epoch (a job's wall time, setup and test included, over its epochs)."""
+    """Test accuracy mean, min and max over the finished (`ok`) jobs, and their median wall time
+    per epoch (a job's wall time, setup and test included, over its epochs); then which jobs
+    were left out and why, since a mean over the survivors alone would flatter the sweep."""
     done = [r for r in rows if r["status"] == "ok" and r["test_acc"] is not None]
+    skipped = left_out(rows)
+    tail = f"; left out: {skipped}" if skipped else ""
     if not done:
-        return "no finished job with a test accuracy"
+        return "no finished job with a test accuracy" + tail
     accuracy = [100 * r["test_acc"] for r in done]
     per_epoch = statistics.median(r["wall_time_s"] / max(r["epochs"], 1) for r in done)
     return (
         f"{len(done)} finished jobs: test accuracy mean {statistics.mean(accuracy):.2f}%, "
         f"min {min(accuracy):.2f}%, max {max(accuracy):.2f}%; "
-        f"wall time per epoch {per_epoch:.1f} s (median)"
+        f"wall time per epoch {per_epoch:.1f} s (median)" + tail
     )
 
 
@@ -98,7 +166,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
 
 def plot_accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> None:
     """Test accuracy (or best val accuracy) against parameter count, one labelled point per
-    finished job; labels alternate above and below so neighbours stay readable."""
+    finished (`ok`) job; labels alternate above and below so neighbours stay readable."""
     done = [r for r in rows if r["status"] == "ok" and r["params"]]
     varied = sorted({o.split("=", 1)[0] for r in done for o in r["overrides"].split()})
     figure = Figure(figsize=(8, 5), dpi=100)
@@ -111,8 +179,11 @@ def plot_accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> None:
         offset = (4, 6 if i % 2 == 0 else -12)
         ax.annotate(label, (row["params"], accuracy), xytext=offset, textcoords="offset points",
                     fontsize=7)  # fmt: skip
-    ax.set_xscale("log")
-    ax.margins(x=0.25, y=0.1)  # room for the labels
+    if done:
+        ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.1)  # room for the labels
+    else:  # still a figure, so that the sweep directory always has one
+        ax.text(0.5, 0.5, "no finished job", ha="center", va="center", transform=ax.transAxes)
     title = f"accuracy vs parameters over {', '.join(varied) or 'jobs'} (RF: receptive field)"
     ax.set(xlabel="parameters", ylabel="test accuracy (%)", title=title)
     ax.grid(True, alpha=0.3)
@@ -132,17 +203,20 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     console.print(table)
     for row in rows:
         if row["status"] != "ok":
-            console.print(f"[red]job {row['job']} failed:[/] {row['error']}")
+            # escaped: an error often quotes an override like model.channels=[16, -4]
+            what = escape(f"job {row['job']} {row['status']}:")
+            console.print(f"[red]{what}[/] {escape(str(row['error']))}")
     console.print(summary(rows))
 
 
 def gather(sweep_dir: Path) -> list[dict[str, Any]]:
     """Writes results.csv, results.md and accuracy_vs_params.png into `sweep_dir` from its
-    jobs' result.json files and prints the table; returns the rows."""
-    if not list(sweep_dir.glob("*/result.json")):
-        log.warning("no result.json under %s: nothing to gather", sweep_dir)
-        return []
+    jobs' result.json files and prints the table; returns the rows (one per job directory,
+    missing ones included)."""
     rows = read_results(sweep_dir)
+    if not rows:
+        log.warning("no job directory under %s: nothing to gather", sweep_dir)
+        return []
     write_csv(rows, sweep_dir / "results.csv")
     write_markdown(rows, sweep_dir / "results.md")
     plot_accuracy_vs_params(rows, sweep_dir / "accuracy_vs_params.png")

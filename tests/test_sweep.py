@@ -13,6 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from src.sweep import gather, read_results, summary
+
 from .conftest import CONF_DIR, ROOT
 from .test_train import TINY
 
@@ -130,6 +132,115 @@ def test_default_sweep_dirs_never_collide(tiny_data_dir: Path, tmp_path: Path) -
     dirs = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
     assert len(dirs) == 2
     assert all((d / "results.csv").is_file() and (d / "0" / "result.json").is_file() for d in dirs)
+
+
+def fake_job(sweep_dir: Path, job: str, overrides: list[str], result: dict | str | None) -> None:
+    """A job directory as Hydra and src/train.py leave it: .hydra/overrides.yaml at job start,
+    result.json at the end (a dict as JSON, a string as written, None for none at all)."""
+    hydra_dir = sweep_dir / job / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    (hydra_dir / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if isinstance(result, dict):
+        result = json.dumps({"overrides": overrides, **result})
+    if result is not None:
+        (sweep_dir / job / "result.json").write_text(result)
+
+
+def finished(test_acc: float, params: int) -> dict:
+    return {
+        "status": "ok", "params": params, "macs": 10 * params, "receptive_field": 5,
+        "val_acc_best": test_acc - 0.01, "test_acc": test_acc, "epochs": 2, "fit_time_s": 3.0,
+        "wall_time_s": 4.0,
+    }  # fmt: skip
+
+
+def fake_sweep(sweep_dir: Path) -> None:
+    """Three finished jobs, one diverged, one interrupted, one SIGKILLed (no result.json) and one
+    killed while writing result.json (broken JSON)."""
+    lr = "model.optimizer.lr"
+    fake_job(sweep_dir, "0", [f"{lr}=0.01", "seed=1"], finished(0.97, 1000))
+    fake_job(sweep_dir, "1", [f"{lr}=0.02", "seed=1"], finished(0.99, 2000))
+    diverged = {"status": "diverged", "error": "loss is nan at step 12: lower the lr"}
+    fake_job(sweep_dir, "2", [f"{lr}=10", "seed=1"], {**diverged, "wall_time_s": 1.0})
+    fake_job(sweep_dir, "3", [f"{lr}=0.03", "seed=1"], finished(0.95, 3000))
+    interrupted = {"status": "interrupted", "error": "interrupted by SIGTERM at epoch 2"}
+    fake_job(sweep_dir, "4", [f"{lr}=0.04", "seed=1"], {**interrupted, "wall_time_s": 2.0})
+    fake_job(sweep_dir, "5", [f"{lr}=0.05", "seed=1"], None)
+    fake_job(sweep_dir, "10", [f"{lr}=0.06", "seed=1"], '{"overrides": ["model.opt')
+
+
+def test_killed_and_broken_jobs_are_missing_rows(tmp_path: Path) -> None:
+    fake_sweep(tmp_path)
+    rows = read_results(tmp_path)
+    # ok jobs best first, then the others by job number (10 after 5)
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("1", "ok"), ("0", "ok"), ("3", "ok"), ("2", "diverged"), ("4", "interrupted"),
+        ("5", "missing"), ("10", "missing"),
+    ]  # fmt: skip
+    by_job = {r["job"]: r for r in rows}
+    # seed=1 is shared by all jobs, so only the lr is shown, read from .hydra for missing jobs
+    assert by_job["5"]["overrides"] == "model.optimizer.lr=0.05"
+    assert by_job["10"]["overrides"] == "model.optimizer.lr=0.06"
+    assert by_job["5"]["error"] == "no result.json: the job was killed or is still running"
+    assert by_job["10"]["error"].startswith("unreadable result.json")
+    assert by_job["2"]["error"] == "loss is nan at step 12: lower the lr"
+    assert by_job["5"]["test_acc"] is None and by_job["5"]["params"] is None
+
+
+def test_the_summary_counts_only_finished_jobs_and_says_what_it_left_out(tmp_path: Path) -> None:
+    fake_sweep(tmp_path)
+    line = summary(read_results(tmp_path))
+    assert line == (
+        "3 finished jobs: test accuracy mean 97.00%, min 95.00%, max 99.00%; "
+        "wall time per epoch 2.0 s (median); left out: 1 diverged, 1 interrupted, 2 missing"
+    )
+
+
+def test_gather_writes_every_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_sweep(tmp_path)
+    rows = gather(tmp_path)
+    assert len(rows) == 7
+    written = read_csv(tmp_path / "results.csv")
+    assert [(r["job"], r["status"]) for r in written] == [(r["job"], r["status"]) for r in rows]
+    assert written[0]["test_acc"] == "0.99" and written[0]["params"] == "2000"
+    assert written[5]["error"] == "no result.json: the job was killed or is still running"
+    assert written[5]["test_acc"] == "" and written[5]["overrides"] == "model.optimizer.lr=0.05"
+    markdown = (tmp_path / "results.md").read_text().splitlines()
+    assert markdown[0].startswith("| job | status | overrides |")
+    assert markdown[2].startswith("| 1 | ok | model.optimizer.lr=0.02 | 2,000 |")
+    assert markdown[7].startswith("| 5 | missing | model.optimizer.lr=0.05 |")
+    assert markdown[-1].endswith("left out: 1 diverged, 1 interrupted, 2 missing")
+    assert (tmp_path / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    out = capsys.readouterr().out
+    assert "job 2 diverged: loss is nan at step 12: lower the lr" in out
+    assert "job 4 interrupted: interrupted by SIGTERM at epoch 2" in out
+    assert "job 5 missing: no result.json" in out and "job 10 missing: unreadable" in out
+    assert "failed" not in out
+
+
+def test_gather_with_only_missing_jobs(tmp_path: Path) -> None:
+    fake_job(tmp_path, "0", ["model.channels=[4,8]"], None)
+    fake_job(tmp_path, "1", ["model.channels=[8,16]"], "")
+    rows = gather(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "missing"), ("1", "missing")]
+    assert [r["overrides"] for r in read_csv(tmp_path / "results.csv")] == [
+        "model.channels=[4,8]", "model.channels=[8,16]",
+    ]  # fmt: skip
+    summary_line = (tmp_path / "results.md").read_text().splitlines()[-1]
+    assert summary_line == "no finished job with a test accuracy; left out: 2 missing"
+    assert (tmp_path / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    # and by hand, as after a sweep that was killed
+    again = subprocess.run(
+        [sys.executable, "-m", "src.sweep", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "job 0 missing: no result.json" in again.stdout
+    assert "left out: 2 missing" in again.stdout
+
+
+def test_an_empty_sweep_dir_gathers_nothing(tmp_path: Path) -> None:
+    assert gather(tmp_path) == []
+    assert not (tmp_path / "results.csv").exists()
 
 
 @pytest.mark.parametrize(
