@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import math
+import os
+import secrets
+import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Sampler, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from src.errors import ConfigError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-TRAIN_SIZE = 60_000
+TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
 # md5 of the decompressed IDX files (../shared/datasets/mnist/README.md; the originals').
 RAW_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -48,6 +53,9 @@ def file_md5(path: Path) -> str:
 def stage_offline_files(source: Path, raw_dir: Path) -> None:
     """Decompress the four MNIST .gz files from `source` into `raw_dir` (where torchvision
     reads them), checking each decompressed file's md5. Files already there and intact are kept.
+
+    Safe to run from several processes at once: each writes its own temporary file and publishes
+    it with an atomic rename, so a reader sees either no file or a whole, checked one.
     """
     raw_dir.mkdir(parents=True, exist_ok=True)
     for name, expected in RAW_MD5.items():
@@ -60,26 +68,79 @@ def stage_offline_files(source: Path, raw_dir: Path) -> None:
                 f"{archive}: missing; data.offline_dir (or MNIST_OFFLINE_DIR) must name a folder "
                 f"holding {', '.join(f'{n}.gz' for n in RAW_MD5)}"
             )
-        partial = target.with_name(name + ".part")
-        digest = hashlib.md5()
+        # private to this process (pid + random part), in the same folder so the rename is atomic
+        partial = raw_dir / f"{name}.{os.getpid()}.{secrets.token_hex(4)}.part"
         try:
-            with gzip.open(archive, "rb") as src, open(partial, "wb") as dst:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(chunk)
-                    dst.write(chunk)
-        except (OSError, EOFError, zlib.error) as err:
-            partial.unlink(missing_ok=True)
+            digest = hashlib.md5()
+            try:
+                with gzip.open(archive, "rb") as src, open(partial, "xb") as dst:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(chunk)
+                        dst.write(chunk)
+            except (OSError, EOFError, zlib.error) as err:
+                raise ConfigError(
+                    f"{archive}: not a readable gzip file ({err}); "
+                    "replace it with the original MNIST file"
+                ) from None
+            if digest.hexdigest() != expected:
+                raise ConfigError(
+                    f"{archive}: decompressed md5 is {digest.hexdigest()}, expected {expected}; "
+                    "the file is corrupt or not MNIST: replace it with the original"
+                )
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # on every failure, Ctrl-C included: no stray file
+            raise
+
+
+def is_other_idx_data(path: Path, name: str) -> bool:
+    """Whether `path` is a whole, well-formed IDX file of unsigned bytes with another number of
+    items than MNIST's own (a small test set, say): such a file is read as it is, not held to
+    MNIST's md5. A file that claims MNIST's count but differs from it is corrupt."""
+    ndim = 3 if "images" in name else 1
+    with open(path, "rb") as f:
+        header = f.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim or header[:4] != bytes([0, 0, 0x08, ndim]):
+        return False
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    whole = path.stat().st_size == len(header) + math.prod(dims)
+    return whole and dims[0] != (TRAIN_SIZE if name.startswith("train") else TEST_SIZE)
+
+
+def check_raw_files(raw_dir: Path) -> None:
+    """Refuse a corrupt raw file in `raw_dir` before torchvision's download: with all four
+    files there it downloads nothing, then fails reading the file (or reads damaged data).
+    With one missing it downloads and unpacks all four again, over the others: nothing to check.
+    """
+    if not all((raw_dir / name).is_file() for name in RAW_MD5):
+        return
+    for name, expected in RAW_MD5.items():
+        path = raw_dir / name
+        actual = file_md5(path)
+        if actual != expected and not is_other_idx_data(path, name):
             raise ConfigError(
-                f"{archive}: not a readable gzip file ({err}); "
-                "replace it with the original MNIST file"
-            ) from None
-        if digest.hexdigest() != expected:
-            partial.unlink()
-            raise ConfigError(
-                f"{archive}: decompressed md5 is {digest.hexdigest()}, expected {expected}; "
-                "the file is corrupt or not MNIST: replace it with the original"
+                f"{path}: md5 is {actual}, expected {expected} (the file is corrupt); delete it "
+                "to download it again, or set data.offline_dir=<folder with the four MNIST .gz "
+                "files>"
             )
-        partial.replace(target)
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder`/.lock (Linux and macOS), so that concurrent runs
+    (joblib sweep jobs, say) lay the data out once, one after the other, not on top of each
+    other. A folder this process cannot write to is used without a lock: nothing is written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".lock", "a")
+    except OSError:
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
+        yield
 
 
 def normalize(images: Tensor) -> Tensor:
@@ -116,6 +177,26 @@ def random_affine(
     shifts = (torch.rand(n, 2, generator=generator) * 2 - 1) * translate
     shifts = shifts * torch.tensor([width, height])
     return affine(images, angles.to(images.device), shifts.to(images.device))
+
+
+def pass_generator(seed: int, this_pass: int) -> torch.Generator:
+    """The random stream of one pass over the training data: its shuffle and augmentation."""
+    return torch.Generator().manual_seed((seed + this_pass) % 2**63)
+
+
+class ShuffledPasses(Sampler[int]):
+    """The torchvision loader's shuffle: a new order on each pass, seeded like TensorBatches's
+    by the pass number (from `first_pass`), so that a resumed run repeats it."""
+
+    def __init__(self, n: int, seed: int, first_pass: int = 0) -> None:
+        self.n, self.seed, self.passes = n, seed, first_pass
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        this_pass, self.passes = self.passes, self.passes + 1
+        yield from torch.randperm(self.n, generator=pass_generator(self.seed, this_pass)).tolist()
 
 
 class TensorBatches:
@@ -159,7 +240,7 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.labels)
         this_pass, self.passes = self.passes, self.passes + 1
-        generator = torch.Generator().manual_seed((self.seed + this_pass) % 2**63)
+        generator = pass_generator(self.seed, this_pass)
         order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
         share = n // self.world_size
         order = order[: share * self.world_size][self.rank :: self.world_size]
@@ -214,6 +295,12 @@ class MNISTDataModule(L.LightningDataModule):
         ]:
             if not is_positive_int(value):
                 raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
+        # checked again against the images found (split_indices): test data sets are smaller
+        if val_size >= TRAIN_SIZE:
+            raise ConfigError(
+                f"data.val_size={val_size}: must be 1 to {TRAIN_SIZE - 1:,} (MNIST has "
+                f"{TRAIN_SIZE:,} training images, and at least one must be left to train on)"
+            )
         if loader not in LOADERS:
             raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
         if augment_epochs is not None and not is_positive_int(augment_epochs):
@@ -242,23 +329,30 @@ class MNISTDataModule(L.LightningDataModule):
         self.offline_dir = Path(offline_dir) if offline_dir else None
         self.fast = loader == "fast"
         self.splits: dict[str, tuple[Tensor, Tensor] | Subset] = {}
+        # the run's seed (train() seeds first), the same on every rank: shuffles and augmentation
+        self.seed = torch.initial_seed()
+        self.train_passes = 0
+        self.train_batches: TensorBatches | ShuffledPasses | None = None
 
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "MNIST" / "raw"
 
     def prepare_data(self) -> None:
-        if self.offline_dir is not None:
-            stage_offline_files(self.offline_dir, self.raw_dir)
-            return
-        try:
-            for train in (True, False):
-                MNIST(self.data_dir, train=train, download=True)
-        except RuntimeError as err:
-            raise ConfigError(
-                f"could not download MNIST into {self.raw_dir} ({err}); offline, set "
-                "data.offline_dir=<folder with the four MNIST .gz files> or MNIST_OFFLINE_DIR"
-            ) from None
+        # one process at a time: one that waited finds the files laid out and intact, keeps them
+        with folder_lock(self.raw_dir.parent):
+            if self.offline_dir is not None:
+                stage_offline_files(self.offline_dir, self.raw_dir)
+                return
+            check_raw_files(self.raw_dir)
+            try:
+                for train in (True, False):
+                    MNIST(self.data_dir, train=train, download=True)
+            except RuntimeError as err:
+                raise ConfigError(
+                    f"could not download MNIST into {self.raw_dir} ({err}); offline, set "
+                    "data.offline_dir=<folder with the four MNIST .gz files> or MNIST_OFFLINE_DIR"
+                ) from None
 
     def split_indices(self, n_train: int) -> tuple[Tensor, Tensor]:
         """(train, val) indices into the training images, the same for every run and loader."""
@@ -326,29 +420,42 @@ class MNISTDataModule(L.LightningDataModule):
         return torch.stack([val[i][0] for i in firsts]), labels[firsts]
 
     def loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches | DataLoader:
-        data = self.splits[split]
+        data, train = self.splits[split], split == "train"
+        # Training passes go on from the checkpoint's count when resumed (load_state_dict).
+        first_pass = self.train_passes if train else 0
         if self.fast:
             rank, world = (
                 (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
             )
-            # torch.initial_seed() follows the run's `seed`, and is the same on every rank.
-            seed = torch.initial_seed()
-            if split != "train":
-                return TensorBatches(*data, batch_size, shuffle, seed, rank, world)
+            if not train:
+                return TensorBatches(*data, batch_size, shuffle, self.seed, rank, world)
             hp = self.hparams
-            return TensorBatches(
-                *data, batch_size, shuffle, seed, rank, world, hp.rotation, hp.translate,
-                first_pass=self.trainer.current_epoch if self.trainer else 0,  # > 0 when resumed
-                augment_passes=hp.augment_epochs, drop_last=hp.drop_last,
+            self.train_batches = TensorBatches(
+                *data, batch_size, shuffle, self.seed, rank, world, hp.rotation, hp.translate,
+                first_pass=first_pass, augment_passes=hp.augment_epochs, drop_last=hp.drop_last,
             )  # fmt: skip
+            return self.train_batches
+        sampler = ShuffledPasses(len(data), self.seed, first_pass) if shuffle else None
+        if train:
+            self.train_batches = sampler
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
-            drop_last=split == "train" and self.hparams.drop_last,
+            drop_last=train and self.hparams.drop_last,
         )
+
+    def state_dict(self) -> dict[str, int]:
+        """What a checkpoint keeps of the data: how many training passes have started."""
+        passes = self.train_batches.passes if self.train_batches is not None else 0
+        return {"train_passes": passes}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # Lightning restores this before it builds the training loader (even for
+        # configure_optimizers' step count), so the resumed run's first pass is the right one.
+        self.train_passes = state["train_passes"]
 
     def train_dataloader(self) -> TensorBatches | DataLoader:
         return self.loader("train", self.hparams.batch_size, shuffle=True)

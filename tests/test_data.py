@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import fcntl
 import gzip
 import math
+import multiprocessing
 import shutil
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -196,6 +199,75 @@ def test_offline_corrupt_files_are_refused(tmp_path: Path, offline_dir: Path) ->
     assert not list((tmp_path / "raw").glob("*.part"))
 
 
+def stage_together(how: str, offline: str, data_dir: str, barrier: Barrier) -> None:
+    """One of several processes: wait for the others, then lay MNIST out in the same folder."""
+    barrier.wait(timeout=30)
+    if how == "stage":
+        stage_offline_files(Path(offline), Path(data_dir) / "MNIST" / "raw")
+    else:
+        MNISTDataModule(data_dir=data_dir, offline_dir=offline).prepare_data()
+
+
+@pytest.mark.parametrize("how", ["stage", "prepare"])
+def test_concurrent_staging_all_succeed(tmp_path: Path, offline_dir: Path, how: str) -> None:
+    # fork: the children start at once, without importing torch again
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    data_dir = tmp_path / "data"
+    jobs = [
+        context.Process(
+            target=stage_together,
+            args=(how, str(offline_dir), str(data_dir), barrier),
+            daemon=True,  # never left behind to hang the test session
+        )
+        for _ in range(3)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=60)
+    assert [job.exitcode for job in jobs] == [0, 0, 0]
+    raw = data_dir / "MNIST" / "raw"
+    assert {p.name for p in raw.iterdir()} == set(RAW_MD5)  # no *.part file left
+    assert all(file_md5(raw / name) == md5 for name, md5 in RAW_MD5.items())
+
+
+def test_prepare_data_waits_for_the_lock(tiny_data_dir: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    dm = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100)
+    with open(tiny_data_dir / "MNIST" / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run holds the data folder
+        job = context.Process(target=dm.prepare_data, daemon=True)
+        job.start()
+        job.join(timeout=1.0)
+        assert job.is_alive()
+        # unlocked explicitly: the forked child holds a copy of this descriptor, so closing
+        # ours alone would leave the lock held (by the child, waiting for it)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        job.join(timeout=30)
+    assert job.exitcode == 0
+
+
+def test_corrupt_raw_file_is_refused_before_download(tiny_data_dir: Path) -> None:
+    raw = tiny_data_dir / "MNIST" / "raw"
+    images = raw / "train-images-idx3-ubyte"
+    whole = images.read_bytes()
+    images.write_bytes(whole[:5000])  # cut short, as by a crash
+    dm = MNISTDataModule(data_dir=str(tiny_data_dir), val_size=100)
+    with pytest.raises(ConfigError) as caught:
+        dm.prepare_data()  # offline_dir=None: would download, were the check not first
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{images}: md5 is {file_md5(images)}, expected 6bbc9ace")
+    assert "delete it to download it again, or set data.offline_dir" in message
+    # whole and well-formed, but MNIST's own count of labels with other values: damaged
+    images.write_bytes(whole)
+    labels = raw / "train-labels-idx1-ubyte"
+    labels.write_bytes(b"\x00\x00\x08\x01" + (60_000).to_bytes(4, "big") + bytes(60_000))
+    with pytest.raises(ConfigError, match=r"train-labels-idx1-ubyte: md5 is \w+, expected a25b"):
+        dm.prepare_data()
+
+
 def test_unreadable_raw_file_is_one_clear_error(tiny_data_dir: Path) -> None:
     (tiny_data_dir / "MNIST/raw/train-images-idx3-ubyte").write_bytes(
         b"\x00\x00\x08\x03" + bytes(7)
@@ -210,6 +282,7 @@ def test_unreadable_raw_file_is_one_clear_error(tiny_data_dir: Path) -> None:
     [
         ({"batch_size": 0}, r"data\.batch_size=0: must be a positive integer"),
         ({"val_size": -5}, r"data\.val_size=-5: must be a positive integer"),
+        ({"val_size": 60_000}, r"data\.val_size=60000: must be 1 to 59,999 \(MNIST has 60,000"),
         ({"loader": "turbo"}, r"data\.loader='turbo': must be one of fast, torchvision"),
         ({"rotation": -5.0}, r"data\.rotation=-5\.0, data\.translate=0\.0: rotation must be >= 0"),
         ({"augment_epochs": 0}, r"data\.augment_epochs=0: must be null or a positive integer"),
