@@ -1,16 +1,36 @@
 """Building objects from the Hydra config, with refused values as one-line errors: what every
-entry point shares."""
+entry point shares. Hydra's own errors (an unknown group, option or key, an override that does
+not parse, a run folder that cannot be made) become one line and exit code 2 too."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
 
 import hydra
-from hydra.errors import InstantiationException
+from hydra.errors import (
+    HydraException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from src.errors import ConfigError
+
+SRC_DIR = Path(__file__).resolve().parent
+# `resume=<run dir>` runs in that directory and keeps its .hydra/ (conf/hydra/default.yaml).
+OmegaConf.register_new_resolver(
+    "if_resume", lambda resume, then, otherwise: then if resume else otherwise, replace=True
+)
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
@@ -28,3 +48,65 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
             first_line = str(cause).strip().splitlines()[0]
             raise ConfigError(f"{cfg._get_full_key(None)}: {first_line}") from None
         raise
+
+
+def hydra_error_line(err: Exception) -> str:
+    """One line for Hydra's and OmegaConf's errors, which run over 7 to 15 lines."""
+    text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    missing = re.search(r"Could not find '(.+)/([^/']+)'", text)
+    if isinstance(err, MissingConfigException) and missing:
+        group, option = missing.groups()
+        listed = text.partition("Available options")[2].partition("Config search path")[0]
+        options = ", ".join(line.strip() for line in listed.splitlines()[1:] if line.strip())
+        return f"{group}={option}: no such option" + (f" (available: {options})" if options else "")
+    overridden = re.search(r"Could not override '([^']+)'", text)
+    if overridden:
+        cause = str(err.__cause__).strip().splitlines()[0] if err.__cause__ else ""
+        if cause and "not in struct" not in cause:
+            return f"{overridden.group(1)}: {cause}"
+        hint = next((line.split("use ", 1)[1] for line in lines if "To append" in line), "")
+        return f"{overridden.group(1)}: no such key" + (f" (to add one: {hint})" if hint else "")
+    if isinstance(err, OverrideParseException):
+        return f"an override does not parse: {lines[0]} (see {lines[-1].split()[-3]})"
+    keys = [line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")]
+    where = keys[0] if keys else ""
+    first = lines[0] if lines else type(err).__name__
+    return f"{where}: {first}" if where else first
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Refused values, and Hydra's or OmegaConf's errors, as `error: <one line>`, exit code 2."""
+    try:
+        yield
+    except ConfigError as err:
+        fail(str(err))
+    except (HydraException, OmegaConfBaseException) as err:
+        fail(hydra_error_line(err))
+
+
+def run_hydra_main(main: Callable[[], Any]) -> None:
+    """Calls a @hydra.main function with Hydra's own errors as one line and exit code 2 (see
+    `one_line_errors`), and an OSError that Hydra raised before the job ran (it could not make
+    the run folder) too; errors raised within the job keep their traceback."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises instead of printing its report
+    with one_line_errors():
+        try:
+            main()
+        except OSError as err:
+            if isinstance(err, HydraException) or raised_in_job(err):
+                raise
+            fail(f"{err.filename}: the run folder cannot be made there ({err.strerror}); "
+                 "set paths.log_dir to a folder you can write")  # fmt: skip
+
+
+def raised_in_job(err: BaseException) -> bool:
+    """Whether the error came through this project's code (the job), not Hydra's alone."""
+    frames = traceback.extract_tb(err.__traceback__)[1:]  # the first is the catching frame
+    return any(Path(frame.filename).parent == SRC_DIR for frame in frames)

@@ -1,5 +1,33 @@
-"""The one error type a user sees as a single line instead of a traceback."""
+"""The errors a user sees as a single line instead of a traceback: a refused config value, and
+the two ways a run ends early that are not bugs (it diverged, or a signal stopped it)."""
 
 
 class ConfigError(ValueError):
     """A config value, file or dataset the project cannot use; the message names it and the fix."""
+
+
+class RunStopped(Exception):
+    """A run that ended early; `status` is what result.json and the sweep table call it."""
+
+    status = "stopped"
+    exit_code = 1
+
+    def __init__(self, message: str, epochs_finished: int | None) -> None:
+        super().__init__(message)
+        self.epochs_finished = epochs_finished
+
+
+class Diverged(RunStopped):
+    """The training loss became non-finite, or an epoch's mean loss exploded."""
+
+    status = "diverged"
+
+
+class Interrupted(RunStopped):
+    """SIGTERM or SIGINT arrived; the exit code is the shell's 128 + the signal's number."""
+
+    status = "interrupted"
+
+    def __init__(self, message: str, epochs_finished: int | None, signal_number: int) -> None:
+        super().__init__(message, epochs_finished)
+        self.exit_code = 128 + signal_number

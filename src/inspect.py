@@ -14,11 +14,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from src.architecture import analyze, unit_windows
-from src.config import instantiate
+from src.checks import check_config
+from src.config import instantiate, one_line_errors
 from src.console import console, print_architecture, quiet_framework
 from src.data import denormalize
 from src.drawing import pooling_figure, receptive_field_figure
-from src.errors import ConfigError
 
 PROBE_DIGIT = 7
 
@@ -42,13 +42,11 @@ def report(cfg: DictConfig, out: Console) -> None:
 
 def main(overrides: list[str]) -> None:
     quiet_framework()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose(config_name="train.yaml", overrides=overrides)
-    try:
+    with one_line_errors():
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            cfg = compose(config_name="train.yaml", overrides=overrides)
+        check_config(cfg)
         report(cfg, console())
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

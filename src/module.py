@@ -122,6 +122,10 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_acc_best = MaxMetric()
+        # in the checkpoint, so that a resumed run keeps the best accuracy of its first part
+        self.val_acc_best.persistent(True)
+        # the run's seed (train() seeds before building the module), for each epoch's own stream
+        self.seed = torch.initial_seed()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -138,9 +142,10 @@ class MNISTClassifier(L.LightningModule):
             loss = F.nll_loss(log_probs, y)
         return loss, log_probs, y
 
-    def on_train_start(self) -> None:
-        # The sanity check's validation must not count towards the best accuracy.
-        self.val_acc_best.reset()
+    def on_train_epoch_start(self) -> None:
+        # Each epoch draws dropout (and torchvision's transforms) from its own seeded stream, so
+        # that a resumed run repeats exactly the epochs that the run it continues would have run.
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, log_probs, y = self.step(batch, self.hparams.label_smoothing)
@@ -166,6 +171,8 @@ class MNISTClassifier(L.LightningModule):
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # its two batches must not count towards the best
+            return
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 

@@ -9,6 +9,7 @@ pickled is executed), and the net's predictions. Shared by `src.eval`, `src.pred
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import zipfile
@@ -28,16 +29,16 @@ CHECKPOINT_CHOICES = ("best", "last")
 TARGETS = {"model": "src.module.MNISTClassifier", "data": "src.data.MNISTDataModule"}
 
 
-def run_config(run_dir: str | Path) -> DictConfig:
+def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
     """The config the run was started with (`.hydra/config.yaml`), its output folder set to
-    the run directory; a ConfigError names what is missing."""
+    the run directory; a ConfigError names what is missing (as `<key>=<run_dir>`)."""
     run = Path(run_dir)
     if not run.is_dir():
-        raise ConfigError(f"run={run_dir}: no such run directory")
+        raise ConfigError(f"{key}={run_dir}: no such run directory")
     saved = run / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise ConfigError(
-            f"run={run_dir}: no .hydra/config.yaml; name the directory of a training run "
+            f"{key}={run_dir}: no .hydra/config.yaml; name the directory of a training run "
             "(logs/train/runs/<run>, or a sweep job's logs/train/multiruns/<sweep>/<job>)"
         )
     try:
@@ -45,12 +46,12 @@ def run_config(run_dir: str | Path) -> DictConfig:
         for group, target in TARGETS.items():
             if cfg[group].get("_target_") != target:
                 raise ConfigError(
-                    f"run={run_dir}: {group}._target_ is not {target}: not a run of this project"
+                    f"{key}={run_dir}: {group}._target_ is not {target}: not a run of this project"
                 )
     except ConfigError:
         raise
     except Exception as err:  # YAML or OmegaConf errors of a damaged file
-        raise ConfigError(f"run={run_dir}: .hydra/config.yaml unreadable ({err})") from None
+        raise ConfigError(f"{key}={run_dir}: .hydra/config.yaml unreadable ({err})") from None
     cfg.paths.output_dir = str(run)  # was ${hydra:runtime.output_dir}
     # paths relative to where the run was started, not to where this command is
     hydra_file = run / ".hydra" / "hydra.yaml"
@@ -58,6 +59,33 @@ def run_config(run_dir: str | Path) -> DictConfig:
         started = OmegaConf.load(hydra_file).hydra.runtime.cwd
         cfg.paths.root_dir = str(Path(started) / cfg.paths.root_dir)
     return cfg
+
+
+def run_status(run_dir: Path) -> str | None:
+    """result.json's status, None if there is none (a run still going, or killed)."""
+    try:
+        return json.loads((run_dir / "result.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def resume_config(run_dir: str | Path) -> tuple[DictConfig, list[str]]:
+    """(config, overrides) to go on with a stopped run: its own config, set to continue from its
+    last.ckpt in its own directory, and the overrides it was started with."""
+    run = Path(run_dir)
+    cfg = run_config(run, key="resume")
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise ConfigError(
+            f"resume={run_dir}: no checkpoints/last.ckpt (the run stopped before its first epoch "
+            "ended): start it again"
+        )
+    if run_status(run) == "ok":
+        raise ConfigError(f"resume={run_dir}: the run finished (result.json says ok)")
+    cfg.ckpt_path, cfg.resume = str(last), str(run)
+    overrides = run / ".hydra" / "overrides.yaml"
+    typed = OmegaConf.to_container(OmegaConf.load(overrides)) if overrides.is_file() else []
+    return cfg, [str(o) for o in typed]  # as typed: not resolved
 
 
 def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:

@@ -1,9 +1,11 @@
-"""Train and test a Net on MNIST: `python -m src.train [overrides]` (see conf/train.yaml)."""
+"""Train and test a Net on MNIST: `python -m src.train [overrides]` (see conf/train.yaml);
+`python -m src.train resume=<run dir>` goes on with a stopped run."""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -14,12 +16,17 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
-from src.config import instantiate
+from src.checks import check_config
+from src.config import fail, hydra_error_line, instantiate, run_hydra_main
 from src.console import quiet_framework
-from src.errors import ConfigError
+from src.errors import ConfigError, Interrupted, RunStopped
+from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
+from src.runs import resume_config
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +34,8 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Fit (and test) as `cfg` says, with `extra_callbacks` (for programs that call this, like
     scripts/benchmark.py) beside the configured ones; returns the final metrics and the net's
-    size."""
-    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    size. A run that diverges or gets SIGTERM/SIGINT raises `Diverged` / `Interrupted`."""
+    check_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
@@ -37,17 +43,25 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     # Entries set to null on the command line (e.g. callbacks.progress_bar=null) are left out.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    callbacks += extra_callbacks
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    stop_on_signal = StopOnSignal()
+    callbacks += [StopOnDivergence(), stop_on_signal, *extra_callbacks]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
-    fit_started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    fit_time = time.perf_counter() - fit_started
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update((name, float(value)) for name, value in trainer.callback_metrics.items())
+    with stop_on_signal:
+        try:
+            fit_started = time.perf_counter()
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            fit_time = time.perf_counter() - fit_started
+            metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+            if cfg.test:
+                checkpoint = trainer.checkpoint_callback
+                best = checkpoint.best_model_path if checkpoint else ""
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+                metrics.update((k, float(value)) for k, value in trainer.callback_metrics.items())
+        except SIGTERMException:  # Lightning's own SIGTERM check, when it comes before ours
+            raise stop_on_signal.interrupted(trainer) from None
 
     log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
     size = totals(analyze(model.net.specs, model.net.input_size))
@@ -63,33 +77,78 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     }
 
 
+def remove_refused_run_dir(output_dir: Path, resumed: bool) -> None:
+    """Removes the folder Hydra made for a refused run, if it holds only what Hydra wrote: never
+    a stopped run's own folder that `resume=` named (its .hydra/ holds the run's config)."""
+    written_by_hydra = {".hydra", "train.log"}
+    if {p.name for p in output_dir.iterdir()} <= written_by_hydra and not (
+        resumed and (output_dir / ".hydra" / "config.yaml").exists()
+    ):
+        shutil.rmtree(output_dir)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    """Runs `train` and writes result.json into the run directory, whatever happens. A bad
-    value ends a single run with one line and exit code 2; in a sweep, a failed job is
-    recorded as failed and the other jobs go on."""
+    """Runs `train` and writes result.json into the run directory, whatever happens: status ok,
+    failed, diverged or interrupted. A refused value ends a single run with one line and exit
+    code 2 and no run directory (`run_hydra_main`); a diverged run exits 1, an interrupted one 143
+    (SIGTERM) or 130 (SIGINT). In a sweep a failed or diverged job is recorded and the others
+    go on; a signal stops the sweep."""
     started = time.perf_counter()
     quiet_framework()
     hydra_cfg = HydraConfig.get()
-    result: dict[str, Any] = {"overrides": list(hydra_cfg.overrides.task), "status": "failed"}
+    single = hydra_cfg.mode == RunMode.RUN
+    output_dir = Path(cfg.paths.output_dir)
+    # as typed: an override may hold a ${...} that must not be resolved here
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    result: dict[str, Any] = {"overrides": overrides, "status": "failed"}
     try:
+        if cfg.resume:
+            cfg, result["overrides"] = resume_config_of(cfg, single)
         result.update(train(cfg), status="ok")
         return result["metrics"].get(cfg.optimized_metric)
+    except (ConfigError, OmegaConfBaseException) as err:  # a refused value, a bad ${...}
+        result["error"] = str(err) if isinstance(err, ConfigError) else hydra_error_line(err)
+        if single:  # refused before any work: one line, exit code 2, no run folder left
+            remove_refused_run_dir(output_dir, resumed=bool(cfg.resume))
+            fail(result.pop("error"))
+        log.error("job failed: %s", result["error"])
+        return None
+    except RunStopped as err:
+        result.update(status=err.status, error=str(err), epochs=err.epochs_finished)
+        print(f"error: {err}{resume_hint(err, output_dir)}", file=sys.stderr)
+        if single or isinstance(err, Interrupted):
+            sys.exit(err.exit_code)
+        return None
     except Exception as err:
-        result["error"] = (
-            str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
-        )
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        result["error"] = f"{type(err).__name__}: {err}"
+        if not single:
             log.error("job failed: %s", result["error"])
             return None
-        if isinstance(err, ConfigError):
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
         raise
     finally:
-        result["wall_time_s"] = round(time.perf_counter() - started, 2)
-        (Path(cfg.paths.output_dir) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        if output_dir.is_dir():
+            result["wall_time_s"] = round(time.perf_counter() - started, 2)
+            (output_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def resume_config_of(cfg: DictConfig, single: bool) -> tuple[DictConfig, list[str]]:
+    """The stopped run's own config and overrides; `resume=` takes no other overrides."""
+    typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+    others = [o for o in typed if not o.startswith("resume=")]
+    if not single or others:
+        raise ConfigError(
+            f"resume={cfg.resume}: goes on with one run, with the run's own config; leave out "
+            f"{' '.join(others) or '-m'} (ckpt_path=<checkpoint> starts a new run from one)"
+        )
+    return resume_config(cfg.resume)
+
+
+def resume_hint(err: RunStopped, output_dir: Path) -> str:
+    if isinstance(err, Interrupted) and (output_dir / "checkpoints" / "last.ckpt").is_file():
+        return f"; go on with: python -m src.train resume={output_dir}"
+    return ""
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_main(main)

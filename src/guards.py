@@ -1,0 +1,133 @@
+"""What ends a run early and says so: a loss that diverged, or a signal (SIGTERM from a scheduler,
+SIGINT from Ctrl+C). Both callbacks are always on (src/train.py adds them), and both stop between
+batches, never in the middle of writing a checkpoint, by raising `Diverged` or `Interrupted`
+(src/errors.py), which the entry point turns into result.json's status and the exit code."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from src.errors import Diverged, Interrupted
+
+CHANCE_LOSS = math.log(10)  # the cross-entropy of guessing uniformly among 10 digits
+# An epoch whose mean training loss is this many times worse than guessing has diverged, even
+# when every loss was finite (SGD at lr 100 reaches about 1e6 and stays there).
+DIVERGED_FACTOR = 10
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopOnDivergence(L.Callback):
+    """Stops at the first non-finite training loss, and after an epoch whose mean loss is above
+    DIVERGED_FACTOR x chance, naming the step and the likely cure. Reading the loss costs one
+    host-device sync a step on a GPU."""
+
+    def __init__(self) -> None:
+        self.loss_sum, self.steps = 0.0, 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.loss_sum, self.steps = 0.0, 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
+        if not math.isfinite(loss):
+            raise Diverged(
+                f"the training loss became {loss} at step {trainer.global_step} (epoch "
+                f"{trainer.current_epoch}); {cure(pl_module)}",
+                trainer.current_epoch,
+            )
+        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        mean = self.loss_sum / max(self.steps, 1)
+        if mean > DIVERGED_FACTOR * CHANCE_LOSS:
+            raise Diverged(
+                f"epoch {trainer.current_epoch}'s mean training loss is {mean:.4g}, more than "
+                f"{DIVERGED_FACTOR}x guessing ({CHANCE_LOSS:.3f}); {cure(pl_module)}",
+                trainer.current_epoch,
+            )
+
+
+def cure(pl_module: L.LightningModule) -> str:
+    optimizer = pl_module.hparams.get("optimizer", {})
+    return (
+        f"lower model.optimizer.lr (now {optimizer.get('lr')}, {optimizer.get('name')}), or turn "
+        "on model.batch_norm"
+    )
+
+
+class StopOnSignal(L.Callback):
+    """SIGTERM and SIGINT stop the run after the batch in progress; a second SIGINT stops it at
+    once. last.ckpt keeps the last finished epoch (checkpoints are written whole, see
+    `AtomicCheckpointIO`), which `resume=<run dir>` goes on from. Its handlers are installed for
+    the `with` block around fit and test; Lightning chains its own SIGTERM handler to ours."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        self.received = None
+        self.previous = {number: signal.signal(number, self.handle) for number in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def handle(self, number: int, frame: FrameType | None) -> None:
+        if self.received == signal.SIGINT and number == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl+C: the user does not want to wait
+        self.received = number
+
+    def interrupted(self, trainer: L.Trainer) -> Interrupted:
+        number = self.received or signal.SIGTERM  # Lightning's own SIGTERM check came first
+        finished = trainer.current_epoch  # epochs counted from 0: the one in progress
+        return Interrupted(
+            f"interrupted by {signal.Signals(number).name} during epoch {finished} (step "
+            f"{trainer.global_step}), after {finished} finished epoch(s)",
+            finished,
+            number,
+        )
+
+    def check(self, trainer: L.Trainer) -> None:
+        if self.received is not None:
+            raise self.interrupted(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.check(trainer)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.check(trainer)
+
+    def on_test_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.check(trainer)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint beside its place and renames it there, so that a run killed while
+    saving (SIGKILL, a full disk) leaves the previous last.ckpt whole."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -1,0 +1,244 @@
+"""Runs you can trust: exact resume, runs that diverge or are stopped say so, and every refused
+value is one line with exit code 2 before any work, through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from src.errors import Diverged, Interrupted
+from src.runs import resume_config
+from src.train import train
+
+from .conftest import ROOT
+from .test_train import TINY, read_events, tiny_cfg
+
+# 300 tiny training images - 100 for validation = 7 batches of 32 an epoch
+STEPS_PER_EPOCH = 7
+
+
+class SignalAt(L.Callback):
+    """Sends this process `signum` after training batch `batch_idx` of epoch `epoch`."""
+
+    def __init__(self, signum: int, epoch: int, batch_idx: int) -> None:
+        self.signum, self.epoch, self.batch_idx = signum, epoch, batch_idx
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch_idx):
+            os.kill(os.getpid(), self.signum)
+
+
+def saved_run(cfg, run_dir: Path):
+    """Writes the run's config where Hydra would, so that `resume_config` finds it."""
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return cfg
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return last["state_dict"]
+
+
+# A preset's ingredients that draw random numbers: a shuffle, augmentation in the first epochs
+# only, dropout; and a schedule stepped by epoch. (Pictures off: they draw no random numbers.)
+RANDOM = [
+    "model/scheduler=step", "model.dropout=0.1", "data.rotation=10", "data.translate=0.1",
+    "data.augment_epochs=2", "trainer.max_epochs=4", "callbacks.kernels=null",
+    "callbacks.activations=null", "callbacks.test_views=null",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("signum", "epoch", "batch_idx"),
+    [(signal.SIGTERM, 1, 3), (signal.SIGINT, 2, STEPS_PER_EPOCH - 1)],  # mid-epoch; its end
+)
+def test_a_stopped_and_resumed_run_ends_bit_identical(
+    tiny_data_dir: Path, tmp_path: Path, signum: int, epoch: int, batch_idx: int
+) -> None:
+    straight = train(tiny_cfg(tiny_data_dir, tmp_path / "straight", *RANDOM))
+
+    run = tmp_path / "stopped"
+    cfg = saved_run(tiny_cfg(tiny_data_dir, run, *RANDOM), run)
+    handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)]
+    with pytest.raises(Interrupted) as stopped:
+        train(cfg, extra_callbacks=[SignalAt(signum, epoch, batch_idx)])
+    assert stopped.value.epochs_finished == epoch and stopped.value.exit_code == 128 + signum
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epoch - 1
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == handlers
+
+    resumed_cfg, _ = resume_config(run)
+    resumed = train(resumed_cfg)
+
+    assert resumed["metrics"] == straight["metrics"]  # val/acc_best and test/acc included
+    expected, got = final_weights(tmp_path / "straight"), final_weights(run)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    # TensorBoard's curves go on in the same run: every epoch's val/acc once, in order
+    steps = [e.step for e in read_events(run).Scalars("val/acc")]
+    assert steps == sorted(set(steps)) and len(steps) == 4
+
+
+def test_a_non_finite_loss_stops_the_run_at_once(tiny_data_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_cfg(
+        tiny_data_dir, tmp_path, "model.batch_norm=false", "model.optimizer.lr=1e30",
+        "model/scheduler=none", "trainer.max_epochs=3",
+    )  # fmt: skip
+    with pytest.raises(Diverged, match=r"became nan at step \d+ \(epoch 0\); lower model.optim"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints" / "epoch_000.ckpt").exists()  # stopped within epoch 0
+
+
+def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    """(exit code, stderr) of `python -m src.train <args>`, run in this process (the command
+    line's path: argv, Hydra, the entry point), which saves the interpreter's start-up."""
+    GlobalHydra.instance().clear()
+    capsys.readouterr()
+    argv, sys.argv = sys.argv, ["src.train", *args]
+    try:
+        # as `python -m` does: Hydra finds conf/ from the __main__ module's file
+        runpy.run_module("src.train", run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return code, capsys.readouterr().err
+
+
+def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, err = cli(
+        capsys, f"hydra.run.dir={run}", f"data.data_dir={tiny_data_dir}", "data.offline_dir=null",
+        *TINY, "model.optimizer.lr=100", "model/scheduler=none", "callbacks.progress_bar=null",
+        "trainer.max_epochs=2",
+    )  # fmt: skip
+    result = json.loads((run / "result.json").read_text())
+    assert code == 1 and result["status"] == "diverged", err
+    assert result["error"] in err and "lower model.optimizer.lr (now 100" in err
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.channels=[]", "model.channels=[]: must be a non-empty list"),
+        ("model.channels=[16,-4]", "model.channels=[16, -4]: -4 is not a positive integer"),
+        ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+        ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such checkpoint file"),
+        ("data.offline_dir=/no/such", "data.offline_dir=/no/such: no such folder"),
+        ("trainer.accelerator=mps", "trainer: `MPSAccelerator` can not run on your system"),
+        ("trainer.accelerator=quantum", "trainer: You selected an invalid accelerator name"),
+        ("+trainer.epochs=3", "trainer: Trainer.__init__() got an unexpected keyword"),
+        ("+model.optimizer.betas=1", "model.optimizer.betas: not an option of sgd"),
+        # values silently taken before
+        ("model.batch_norm=no", "model.batch_norm='no': must be true or false"),
+        ("model.final_relu=off", "model.final_relu='off': must be true or false"),
+        ("test=maybe", "test='maybe': must be true or false"),
+        # tracebacks before, often after staging data or training
+        ("model.optimizer.lr=-1", "model.optimizer.lr=-1"),
+        ("model.optimizer.lr=abc", "model.optimizer.lr='abc'"),
+        ("model.optimizer.lr=0", "model.optimizer.lr=0"),
+        ("model/scheduler=step model.scheduler.gamma=abc", "model.scheduler.gamma='abc'"),
+        ("seed=abc", "seed='abc'"),
+        ("seed=-1", "seed=-1"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0"),
+        ("callbacks.activations.max_maps=0", "callbacks.activations.max_maps=0"),
+        ("model.channels=[1000000]", "GiB"),
+        ("data.val_size=60000", "data.val_size=60000"),
+        ("callbacks.activations.layers=[nope]", "callbacks.activations.layers"),
+        ("paths.log_dir=/proc/x", "/proc/x"),
+        # Hydra's own errors: 7 to 50 lines before
+        ("experiment=nope", "experiment=nope: no such option (available: best,"),
+        ("model.chanels=[8]", "model.chanels: no such key (to add one: +model.chanels=[8])"),
+        ("model.channels=[8", "no viable alternative at input '[8'"),
+    ],
+)
+def test_refused_values_are_one_line_before_any_work(
+    capsys, tmp_path: Path, override: str, message: str
+) -> None:
+    run, data = tmp_path / "run", tmp_path / "data"
+    code, err = cli(capsys, *override.split(), f"hydra.run.dir={run}", f"paths.data_dir={data}")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and message in lines[0], err
+    assert not data.exists() and not run.exists()  # nothing staged, no run directory left
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another net", "not a checkpoint"])
+def test_a_bad_checkpoint_is_refused_in_one_line(
+    capsys, tiny_data_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    source = tmp_path / "source"
+    train(tiny_cfg(tiny_data_dir, source, "trainer.max_epochs=1", "test=false",
+                   "model.channels=[8,8]"))  # fmt: skip
+    checkpoint = source / "checkpoints" / "last.ckpt"
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
+    elif damage == "not a checkpoint":
+        torch.save({"weights": torch.zeros(3)}, checkpoint)
+    channels = "model.channels=[16,16]" if damage == "another net" else "model.channels=[8,8]"
+    code, err = cli(capsys, f"ckpt_path={checkpoint}", channels, f"hydra.run.dir={tmp_path}/r")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"ckpt_path={checkpoint}" in err and "weights_only" not in err
+
+
+def test_resume_takes_the_runs_own_config_and_nothing_else(capsys, tmp_path: Path) -> None:
+    code, err = cli(capsys, f"resume={tmp_path}/nope")
+    assert code == 2 and "resume=" in err and "no .hydra/config.yaml" in err, err
+    assert not (tmp_path / "nope").exists()
+    code, err = cli(capsys, f"resume={tmp_path}", "model.channels=[8]")
+    assert code == 2 and "leave out model.channels=[8]" in err, err
+
+
+def run_train(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.train", *args],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_sigterm_stops_the_command_and_resume_goes_on(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", *TINY, "trainer.max_epochs=12",
+        "model.channels=[8,8]", "callbacks.progress_bar=null", "callbacks.kernels=null",
+        "callbacks.activations=null",
+    ]  # fmt: skip
+    process = run_train(*args, f"hydra.run.dir={run}")
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-2000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "interrupted" and 1 <= result["epochs"] < 12, result
+    assert "interrupted by SIGTERM" in result["error"] and f"resume={run}" in err
+    assert torch.load(last, weights_only=True)["epoch"] == result["epochs"] - 1
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "src.train", f"resume={run}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "ok" and result["epochs"] == 12
+    assert result["overrides"] == args  # the run's own, for the sweep table
+    assert (run / ".hydra" / "resumed" / "overrides.yaml").is_file()
