@@ -33,7 +33,7 @@ def report(cfg: DictConfig, out: Console) -> None:
     print_architecture(stats, f"model.channels={list(cfg.model.channels)}", out)
     images, labels = datamodule.probe_batch()
     digit = denormalize(images[labels.tolist().index(PROBE_DIGIT)])[0]
-    folder = Path(cfg.paths.log_dir) / "inspect"
+    folder = Path(cfg.paths.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     receptive_field_figure(digit, unit_windows(stats)).savefig(folder / "receptive_field.png")
     pooling_figure(digit).savefig(folder / "pooling.png")
@@ -45,6 +45,8 @@ def main(overrides: list[str]) -> None:
     with one_line_errors():
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             cfg = compose(config_name="train.yaml", overrides=overrides)
+        # no Hydra run here: what a run would write into its own folder goes to inspect/
+        cfg.paths.output_dir = str(Path(cfg.paths.log_dir) / "inspect")
         check_config(cfg)
         report(cfg, console())
 

@@ -186,7 +186,7 @@ def test_inspect_warns_when_the_last_layer_cannot_see_the_digit(run_inspect) -> 
     [
         ("model.channels=[]", "error: model.channels=[]: must be a non-empty list"),
         ("model.channels=[16,0]", "error: model.channels=[16, 0]: 0 is not a positive integer"),
-        ("model.channels=[16,a]", "error: model.channels=[16, 'a']: 'a' is not a positive integer"),
+        ("model.channels=[16,a]", "error: model.channels=[16, 'a']: must be a list of integers"),
         ("model.valid_tail=12", "error: model.valid_tail=12: must be between 0 and 6"),
         ("model.dropout=1.5", "error: model.dropout=1.5: must be a rate in [0, 1)"),
         ("model.kernels=[3,1]", "error: model.kernels=[3, 1]: must list one kernel size per"),

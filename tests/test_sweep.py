@@ -77,15 +77,25 @@ def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path:
     assert again.returncode == 0 and read_csv(sweep_dir / "results.csv") == rows
 
 
-def test_a_failed_job_is_a_row_and_the_others_go_on(tiny_data_dir: Path, tmp_path: Path) -> None:
-    result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[8,16],[16,-4]")
+def test_failed_and_diverged_jobs_are_rows_and_the_others_go_on(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    result, sweep_dir = sweep(
+        tmp_path, tiny_data_dir, "model.channels=[8,16],[16,-4]", "model.optimizer.lr=0.05,1e30",
+        "model.batch_norm=false", "model/scheduler=none", "callbacks.kernels=null",
+        "callbacks.activations=null", fdr=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["overrides"]: r for r in read_csv(sweep_dir / "results.csv")}
-    assert rows["model.channels=[8,16]"]["status"] == "ok"
-    failed = rows["model.channels=[16,-4]"]
+    assert rows["model.channels=[8,16] model.optimizer.lr=0.05"]["status"] == "ok"
+    failed = rows["model.channels=[16,-4] model.optimizer.lr=0.05"]
     assert failed["status"] == "failed"
     assert failed["error"] == "model.channels=[16, -4]: -4 is not a positive integer channel count"
-    assert "job 1 failed" in result.stdout
+    diverged = rows["model.channels=[8,16] model.optimizer.lr=1e+30"]  # as Hydra writes it
+    assert diverged["status"] == "diverged" and "lower model.optimizer.lr" in diverged["error"]
+    assert "job 2 failed" in result.stdout and "job 1 diverged" in result.stdout
+    # the mean is over the one finished job, and the summary says what it left out
+    assert "1 finished jobs" in result.stdout and "1 diverged" in result.stdout
 
 
 def test_every_job_is_in_the_hparams_tab(tiny_data_dir: Path, tmp_path: Path) -> None:

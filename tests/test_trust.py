@@ -19,11 +19,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from src.errors import Diverged, Interrupted
+from src.inspect import main as inspect_main
 from src.runs import resume_config
 from src.train import train
 
 from .conftest import ROOT
 from .test_train import TINY, read_events, tiny_cfg
+
+# cli() runs the entry module again in this process, as `python -m` would
+pytestmark = pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
 
 # 300 tiny training images - 100 for validation = 7 batches of 32 an epoch
 STEPS_PER_EPOCH = 7
@@ -242,3 +246,19 @@ def test_sigterm_stops_the_command_and_resume_goes_on(tiny_data_dir: Path, tmp_p
     assert result["status"] == "ok" and result["epochs"] == 12
     assert result["overrides"] == args  # the run's own, for the sweep table
     assert (run / ".hydra" / "resumed" / "overrides.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("experiment=nope", "experiment=nope: no such option (available: best,"),
+        ("model.chanels=[8]", "model.chanels: no such key"),
+        ("model.optimizer.lr=abc", "model.optimizer.lr='abc': must be a number"),
+    ],
+)
+def test_inspect_refuses_in_one_line_too(capsys, tmp_path: Path, override: str, message: str):
+    with pytest.raises(SystemExit) as exit_:
+        inspect_main([override, f"paths.log_dir={tmp_path}"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert not list(tmp_path.iterdir())
