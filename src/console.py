@@ -24,6 +24,7 @@ FRAMEWORK_CHATTER = (
     "HPU available:",
     "Loading `train_dataloader` to estimate number of stepping batches",
     "`Trainer.fit` stopped:",
+    "[rank: 0] Received SIGTERM:",  # the run's own line says what stopped it, and what next
 )
 
 
