@@ -11,14 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
 from src.errors import Diverged, Interrupted
+from src.guards import AtomicCheckpointIO, StopOnDivergence
 from src.inspect import main as inspect_main
 from src.runs import resume_config
 from src.train import train
@@ -262,3 +265,33 @@ def test_inspect_refuses_in_one_line_too(capsys, tmp_path: Path, override: str, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0], lines
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_cut_short_while_saving_leaves_the_last_one_whole(tmp_path: Path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1}, path)
+
+    def dies_halfway(self, checkpoint, partial, storage_options=None):
+        Path(partial).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", dies_halfway)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"epoch": 2}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left
+
+
+def test_an_epoch_far_worse_than_guessing_has_diverged() -> None:
+    guard = StopOnDivergence()
+    trainer = SimpleNamespace(global_step=7, current_epoch=3)
+    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    guard.on_train_epoch_start(trainer, module)
+    for loss in (2.0, 40.0, 30.0):  # finite, but a mean of 24 > 10 x ln(10) = 23.03
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, 0)
+    with pytest.raises(Diverged, match=r"epoch 3's mean training loss is 24, more than 10x"):
+        guard.on_train_epoch_end(trainer, module)
+    guard.on_train_epoch_start(trainer, module)
+    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(22.0)}, None, 0)
+    guard.on_train_epoch_end(trainer, module)  # below the line: goes on
