@@ -14,8 +14,9 @@ The layout rule that turns `channels` into layers (the tutorial's rules, written
 * convs keep the map's size (padding kernel // 2), except the last `valid_tail` convs, which use
   no padding and so shrink the map by kernel - 1 each (2 for a 3x3: the tutorial's way of
   reaching 1x1 without an FC layer);
-* a 2x2 max-pool follows every `pool_every`-th conv, unless fewer than two convs would follow it
-  (max-pooling never sits near the output) or it would make the map smaller than 7x7;
+* a 2x2 max-pool follows every `pool_every`-th conv (or the convs `pools` lists, counted from 1),
+  unless fewer than two convs would follow it (max-pooling never sits near the output) or it
+  would make the map smaller than 7x7;
 * `head="conv"`: the logits conv is a 3x3 conv that must leave a 1x1 map (the tutorial's head);
   `head="gap"`: global average pooling, then a 1x1 conv to the logits, for any map size.
 
@@ -110,10 +111,28 @@ def check_channels(channels: object) -> list[int]:
     return list(channels)
 
 
+def check_pools(pools: Sequence[int], n_convs: int, n_channels: int) -> list[int]:
+    """Explicit pool places (after these convs, counted from 1): each a conv of `channels`
+    with two convs after it (max-pooling never sits near the output)."""
+    if isinstance(pools, str | bytes) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in pools
+    ):
+        raise ConfigError(f"model.pools={pools!r}: must be a list of conv numbers, e.g. [2,4]")
+    last = min(n_channels, n_convs - 2)
+    for i in pools:
+        if not 1 <= i <= last:
+            raise ConfigError(
+                f"model.pools={list(pools)}: {i} is not a conv a pool may follow (1 to {last}: "
+                "two convs must come after a pool)"
+            )
+    return list(pools)
+
+
 def plan_layers(
     channels: Sequence[int],
     *,
     pool_every: int = 2,
+    pools: Sequence[int] | None = None,
     valid_tail: int = 0,
     kernels: Sequence[int] | None = None,
     head: str = "gap",
@@ -131,6 +150,8 @@ def plan_layers(
     if isinstance(pool_every, bool) or not isinstance(pool_every, int) or pool_every < 1:
         raise ConfigError(f"model.pool_every={pool_every!r}: must be a positive integer")
     n_convs = len(channels) + 1
+    if pools is not None:
+        pools = check_pools(pools, n_convs, len(channels))
     n_3x3 = n_convs if head == "conv" else len(channels)
     if isinstance(valid_tail, bool) or not isinstance(valid_tail, int):
         raise ConfigError(f"model.valid_tail={valid_tail!r}: must be an integer")
@@ -153,7 +174,8 @@ def plan_layers(
             layers.append(drop(f"drop{i}", c_out, dropout))
         size += 2 * padding - (kernel - 1)
         convs_after = n_convs - i
-        if i % pool_every == 0 and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
+        wanted = i in pools if pools is not None else i % pool_every == 0
+        if wanted and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
             n_pools += 1
             layers.append(maxpool(f"pool{n_pools}", c_out))
             size //= 2

@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from src.architecture import analyze, markdown_table, totals, unit_windows
 from src.console import COMPACT_COLUMNS, console, print_architecture
-from src.data import denormalize
+from src.data import denormalize, shift
 from src.drawing import (
     READING_GUIDE,
     confusion_figure,
@@ -29,6 +29,7 @@ from src.drawing import (
     mistakes_figure,
     order_mistakes,
     receptive_field_figure,
+    shift_figure,
 )
 from src.errors import ConfigError
 from src.model import Net
@@ -304,6 +305,50 @@ class TestViews(TensorBoardCallback):
                 denormalize(images), predicted, true, self.kept_confidence, self.total_mistakes
             )
             writer.add_figure("test/mistakes", figure, step)
+
+
+DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # right, left, down, up
+
+
+class ShiftInvariance(TensorBoardCallback):
+    """After testing: test accuracy with every test image moved by 1 to `max_shift` pixels,
+    each of the four ways (the mean of the four), logged as `shift/acc_<k>px` (so in the run's
+    metrics, result.json and the sweep table) and drawn as a curve (`shift/accuracy`). It runs
+    the net 4 x max_shift times more over the test set."""
+
+    def __init__(self, max_shift: int = 4) -> None:
+        check_positive_int("callbacks.shift_invariance.max_shift", max_shift)
+        self.max_shift = max_shift
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.correct = torch.zeros(self.max_shift + 1, dtype=torch.long)
+        self.seen = 0
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Tensor,
+        batch: tuple[Tensor, Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        images, labels = batch
+        self.seen += len(labels)
+        self.correct[0] += int((outputs.argmax(dim=1) == labels).sum())
+        for k in range(1, self.max_shift + 1):
+            for right, down in DIRECTIONS:
+                predicted = pl_module(shift(images, k * right, k * down)).argmax(dim=1)
+                self.correct[k] += int((predicted == labels).sum())
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        counts = torch.tensor([self.seen] + [len(DIRECTIONS) * self.seen] * self.max_shift)
+        accuracy = (self.correct / counts).tolist()
+        for k in range(1, self.max_shift + 1):
+            pl_module.log(f"shift/acc_{k}px", accuracy[k], sync_dist=True)
+        writer = self.writer(trainer) if trainer.is_global_zero else None
+        if writer is not None:
+            writer.add_figure("shift/accuracy", shift_figure(accuracy), trainer.global_step)
 
 
 class ReleaseProcessGroup(L.Callback):

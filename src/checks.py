@@ -47,6 +47,7 @@ CALLBACK_COUNTS = {
     "KernelImages": ("every_n_epochs", "max_shown"),
     "ActivationImages": ("max_maps",),
     "TestViews": ("max_mistakes",),
+    "ShiftInvariance": ("max_shift",),
 }
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
 PSEUDO_FILE_SYSTEMS = {

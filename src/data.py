@@ -166,6 +166,14 @@ def affine(images: Tensor, angles: Tensor, shifts: Tensor) -> Tensor:
     return F.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND
 
 
+def shift(images: Tensor, right: int, down: int) -> Tensor:
+    """Normalized images (N, 1, H, W) moved by whole pixels (`right`, `down`; negative: left,
+    up), exactly, with background coming in at the edges."""
+    n = images.shape[0]
+    moves = torch.tensor([[float(right), float(down)]], device=images.device).expand(n, 2)
+    return affine(images, torch.zeros(n, device=images.device), moves)
+
+
 def random_affine(
     images: Tensor, rotation: float, translate: float, generator: torch.Generator
 ) -> Tensor:

@@ -430,3 +430,23 @@ def pooling_figure(digit: Tensor, times: int = 3) -> Figure:
         image = torch.nn.functional.max_pool2d(image, 2)
     figure.suptitle("max-pooled 2x2, again and again", fontsize=TITLE)
     return figure
+
+
+def shift_figure(accuracy: Sequence[float], title: str = "test accuracy under shift") -> Figure:
+    """Test accuracy (0-1) against how far every image was moved, accuracy[k] for k pixels (the
+    mean of the four directions): the tutorial's "wagging tail" as a curve."""
+    figure = Figure(figsize=(WIDTH, WIDTH * 0.75), dpi=DPI, layout="constrained")
+    ax = figure.subplots()
+    shifts = range(len(accuracy))
+    percent = [100 * a for a in accuracy]
+    ax.plot(shifts, percent, marker="o", color="tab:blue")
+    for k, value in zip(shifts, percent, strict=True):
+        ax.annotate(f"{value:.1f}", (k, value), xytext=(0, 7), textcoords="offset points",
+                    ha="center", fontsize=TEXT - 2)  # fmt: skip
+    ax.set_xticks(list(shifts))
+    ax.set_xlabel("shift (pixels, each way)", fontsize=TEXT)
+    ax.set_ylabel("test accuracy (%)", fontsize=TEXT)
+    ax.set_title(title, fontsize=TITLE)
+    ax.margins(y=0.2)
+    ax.grid(True, alpha=0.3)
+    return figure

@@ -1,7 +1,8 @@
 """Gathers a multirun sweep's results into one table and one plot, when the sweep ends.
 
 Every job writes result.json into its own directory (src/train.py); `GatherResults`, a Hydra
-callback, reads them all and writes results.csv, results.md and accuracy_vs_params.png into
+callback, reads them all and writes results.csv, results.md and accuracy.png (accuracy against
+parameters, receptive field and shift) into
 the sweep directory, and prints the table and a summary line (mean, min and max test accuracy
 over the finished jobs, the figures a sweep over seeds is run for, and wall time per epoch).
 A job directory without a readable result.json (the job was killed, or is still running) is a
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 from hydra.experimental.callback import Callback
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from rich.console import Console
@@ -36,8 +38,13 @@ COLUMNS = (
     "params",
     "macs",
     "receptive_field",
+    "rf_fraction",
     "val_acc_best",
     "test_acc",
+    "shift_acc_1px",
+    "shift_acc_2px",
+    "shift_acc_3px",
+    "shift_acc_4px",
     "epochs",
     "fit_time_s",
     "wall_time_s",
@@ -164,29 +171,63 @@ def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> None:
-    """Test accuracy (or best val accuracy) against parameter count, one labelled point per
-    finished (`ok`) job; labels alternate above and below so neighbours stay readable."""
-    done = [r for r in rows if r["status"] == "ok" and r["params"]]
-    varied = sorted({o.split("=", 1)[0] for r in done for o in r["overrides"].split()})
-    figure = Figure(figsize=(8, 5), dpi=100)
-    ax = figure.subplots()
-    for i, row in enumerate(sorted(done, key=lambda r: r["params"])):
-        accuracy = 100 * (row["test_acc"] if row["test_acc"] is not None else row["val_acc_best"])
-        values = " ".join(o.split("=", 1)[-1] for o in row["overrides"].split()) or row["job"]
-        ax.scatter(row["params"], accuracy, color="tab:blue")
-        label = f"{values} (RF {row['receptive_field']})"
+SHIFT_COLUMNS = [c for c in COLUMNS if c.startswith("shift_acc_")]
+
+
+def accuracy(row: dict[str, Any]) -> float:
+    """Test accuracy in percent (the best validation accuracy when the job did not test)."""
+    return 100 * (row["test_acc"] if row["test_acc"] is not None else row["val_acc_best"])
+
+
+def job_label(row: dict[str, Any]) -> str:
+    return " ".join(o.split("=", 1)[-1] for o in row["overrides"].split()) or row["job"]
+
+
+def scatter(ax: Axes, done: list[dict[str, Any]], x: str) -> None:
+    """One labelled point per job at (row[x], accuracy); labels alternate above and below so
+    neighbours stay readable."""
+    for i, row in enumerate(sorted(done, key=lambda r: r[x])):
+        ax.scatter(row[x], accuracy(row), color="tab:blue")
         offset = (4, 6 if i % 2 == 0 else -12)
-        ax.annotate(label, (row["params"], accuracy), xytext=offset, textcoords="offset points",
-                    fontsize=7)  # fmt: skip
-    if done:
-        ax.set_xscale("log")
-        ax.margins(x=0.25, y=0.1)  # room for the labels
-    else:  # still a figure, so that the sweep directory always has one
-        ax.text(0.5, 0.5, "no finished job", ha="center", va="center", transform=ax.transAxes)
-    title = f"accuracy vs parameters over {', '.join(varied) or 'jobs'} (RF: receptive field)"
-    ax.set(xlabel="parameters", ylabel="test accuracy (%)", title=title)
+        ax.annotate(job_label(row), (row[x], accuracy(row)), xytext=offset,
+                    textcoords="offset points", fontsize=7)  # fmt: skip
+    ax.margins(x=0.25, y=0.1)  # room for the labels
     ax.grid(True, alpha=0.3)
+
+
+def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
+    """The finished (`ok`) jobs' test accuracy against their parameters, beside it against
+    their receptive field (the input's side marked: to its left the last layer cannot see the
+    whole digit), and, when the jobs measured it, test accuracy under shift, a line a job."""
+    done = [r for r in rows if r["status"] == "ok" and r["params"]]
+    shifted = [r for r in done if all(r[c] is not None for c in SHIFT_COLUMNS)]
+    panels = 3 if shifted else 2
+    figure = Figure(figsize=(6 * panels, 5), dpi=100)
+    by_params, by_field, *by_shift = figure.subplots(1, panels)
+    varied = sorted({o.split("=", 1)[0] for r in done for o in r["overrides"].split()})
+    figure.suptitle(f"sweep over {', '.join(varied) or 'jobs'}: test accuracy (%)")
+    if not done:  # still a figure, so that the sweep directory always has one
+        by_params.text(0.5, 0.5, "no finished job", ha="center", va="center",
+                       transform=by_params.transAxes)  # fmt: skip
+    else:
+        scatter(by_params, done, "params")
+        by_params.set_xscale("log")
+        scatter(by_field, done, "receptive_field")
+        first = done[0]
+        side = first["receptive_field"] / first["rf_fraction"] if first["rf_fraction"] else 28
+        by_field.axvline(side, color="tab:red", linestyle="--", linewidth=1)
+        by_field.text(side, 0.02, f" input {side:.0f}px", color="tab:red", fontsize=8,
+                      transform=by_field.get_xaxis_transform())  # fmt: skip
+    by_params.set(xlabel="parameters", ylabel="test accuracy (%)", title="vs parameters")
+    by_field.set(xlabel="receptive field of the last conv (pixels)", title="vs receptive field")
+    for ax in by_shift:
+        for row in shifted:
+            curve = [row["test_acc"]] + [row[c] for c in SHIFT_COLUMNS]
+            ax.plot(range(len(curve)), [100 * a for a in curve], marker="o", label=job_label(row))
+        ax.set(xlabel="every test image shifted by (pixels, each way)", title="under shift")
+        ax.set_xticks(range(len(SHIFT_COLUMNS) + 1))
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
 
@@ -210,7 +251,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 def gather(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Writes results.csv, results.md and accuracy_vs_params.png into `sweep_dir` from its
+    """Writes results.csv, results.md and accuracy.png into `sweep_dir` from its
     jobs' result.json files and prints the table; returns the rows (one per job directory,
     missing ones included)."""
     rows = read_results(sweep_dir)
@@ -219,7 +260,7 @@ def gather(sweep_dir: Path) -> list[dict[str, Any]]:
         return []
     write_csv(rows, sweep_dir / "results.csv")
     write_markdown(rows, sweep_dir / "results.md")
-    plot_accuracy_vs_params(rows, sweep_dir / "accuracy_vs_params.png")
+    plot_accuracy(rows, sweep_dir / "accuracy.png")
     print_table(rows, f"sweep results ({sweep_dir})")
     return rows
 

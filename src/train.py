@@ -29,6 +29,8 @@ from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.runs import resume_config
 
 log = logging.getLogger(__name__)
+# shift/acc_<k>px (callbacks.shift_invariance) that result.json and the sweep table show
+SHIFTS_SHOWN = (1, 2, 3, 4)
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
@@ -65,12 +67,16 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
 
     log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
     size = totals(analyze(model.net.specs, model.net.input_size))
+    shifts = {f"shift_acc_{k}px": metrics.get(f"shift/acc_{k}px") for k in SHIFTS_SHOWN}
     return {
         "params": size["params"],
         "macs": size["macs"],
         "receptive_field": size["receptive_field"],
+        # the last layer's view as a fraction of the input's side: under 1, it misses the digit
+        "rf_fraction": round(size["receptive_field"] / model.net.input_size, 3),
         "val_acc_best": metrics.get("val/acc_best"),
         "test_acc": metrics.get("test/acc"),
+        **shifts,
         "epochs": trainer.current_epoch,
         "fit_time_s": round(fit_time, 3),
         "metrics": metrics,

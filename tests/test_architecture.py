@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from itertools import pairwise
@@ -19,8 +20,10 @@ from src.architecture import (
     receptive_field_box,
     relu,
     table_rows,
+    totals,
     unit_windows,
 )
+from src.errors import ConfigError
 from src.model import Net
 
 from .conftest import ROOT, TUTORIAL_CONV_PARAMS
@@ -229,3 +232,28 @@ def test_receptive_field_boxes_by_hand() -> None:
     windows = unit_windows(stats)
     assert [w[0] for w in windows] == ["c1", "c2", "p", "c3"]
     assert windows[3] == ("c3", 2, (-2.0, 8.0), (-2.0, 8.0))  # 2x2 output: centre unit 0
+
+
+@pytest.mark.parametrize(
+    ("pools", "after", "field"),
+    [([], [], 13), ([1, 2], ["conv1", "conv2"], 42), ([2, 4], ["conv2", "conv4"], 32),
+     ([4, 5], ["conv4", "conv5"], 24)],
+)  # fmt: skip
+def test_pools_put_the_max_pools_after_the_convs_named(pools, after, field) -> None:
+    specs = plan_layers([8, 8, 16, 16, 32, 32], pools=pools, batch_norm=True)  # as configured
+    names = [s.name for s in specs]
+    placed = [names[i - 1] for i, s in enumerate(specs) if s.kind == "maxpool"]
+    assert placed == [f"relu{a[4:]}" for a in after]  # each pool right after its conv's ReLU
+    stats = analyze(specs, 28)
+    assert totals(stats)["receptive_field"] == field
+    assert totals(stats)["params"] == 18_482  # pools cost nothing: like is compared with like
+
+
+@pytest.mark.parametrize(
+    ("pools", "message"),
+    [([6], "model.pools=[6]: 6 is not a conv a pool may follow (1 to 5"),
+     ([0], "model.pools=[0]: 0 is not a conv"), ("12", "model.pools='12': must be a list")],
+)  # fmt: skip
+def test_pools_in_the_wrong_place_are_refused(pools, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_layers([8, 8, 16, 16, 32, 32], pools=pools)

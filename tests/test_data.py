@@ -19,6 +19,7 @@ from src.data import (
     affine,
     file_md5,
     random_affine,
+    shift,
     stage_offline_files,
 )
 from src.errors import ConfigError
@@ -55,6 +56,16 @@ def test_affine_turns_and_shifts_whole_pixels_exactly() -> None:
     # what comes in from outside is the background, the value of a blank pixel
     assert torch.allclose(shifted[0, :, :, :2], torch.tensor(BACKGROUND))
     assert torch.allclose(shifted[1, :, :1], torch.tensor(BACKGROUND))
+
+
+@pytest.mark.parametrize(("right", "down"), [(1, 0), (-2, 0), (0, 3), (0, -4)])
+def test_shift_moves_a_hand_made_image_by_exactly_k_pixels(right: int, down: int) -> None:
+    image = torch.full((1, 1, 28, 28), BACKGROUND)
+    image[0, 0, 10, 12] = 2.5  # one bright pixel at row 10, column 12
+    moved = shift(image, right, down)
+    bright = (moved > BACKGROUND + 1e-4).nonzero().tolist()
+    assert bright == [[0, 0, 10 + down, 12 + right]]
+    assert moved[0, 0, 10 + down, 12 + right].item() == pytest.approx(2.5, abs=1e-5)
 
 
 def test_random_affine_moves_digits_but_keeps_blank_background() -> None:

@@ -15,6 +15,7 @@ from src.drawing import (
     kernel_norm_figure,
     mistakes_figure,
     most_active,
+    shift_figure,
 )
 
 from .test_callbacks import colour_share
@@ -97,6 +98,7 @@ def test_figures_are_no_taller_than_wide() -> None:
         confusion_figure(torch.diag(torch.full((10,), 1000))),
         mistakes_figure(torch.rand(18, 1, 28, 28), *torch.zeros(2, 18, dtype=torch.long),
                         torch.rand(18), total=49),
+        shift_figure([0.99, 0.98, 0.95, 0.9, 0.8]),
     ]  # fmt: skip
     for figure in figures:
         height, width = figure_pixels(figure).shape[:2]
@@ -146,3 +148,13 @@ def test_confusion_figure_counts_and_leaves_zeros_empty() -> None:
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert sorted(texts) == sorted(["98"] * 10 + ["2"])
     assert figure.axes[0].get_title() == "980 of 982 right, 2 mistakes"
+
+
+def test_shift_curve_plots_accuracy_in_percent_against_whole_pixels() -> None:
+    figure = shift_figure([0.992, 0.981, 0.95, 0.9, 0.8])
+    x, y = figure.axes[0].lines[0].get_data()
+    assert list(x) == [0, 1, 2, 3, 4] and np.allclose(y, [99.2, 98.1, 95, 90, 80])
+    assert [t.get_text() for t in figure.axes[0].texts] == ["99.2", "98.1", "95.0", "90.0", "80.0"]
+    pixels = figure_pixels(figure)[..., :3].astype(int)
+    blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 100)  # the curve, tab:blue
+    assert blue.mean() > 0.003

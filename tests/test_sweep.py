@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -67,7 +68,7 @@ def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path:
         f"max {accuracy[1]:.2f}%; wall time per epoch {sum(per_epoch) / 2:.1f} s (median)"
     )
     assert markdown.rstrip().endswith(line) and line in result.stdout
-    assert (sweep_dir / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (sweep_dir / "accuracy.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "sweep results" in result.stdout and "model.channels=[8,16]" in result.stdout
     # gathered again by hand (e.g. after an interrupted sweep)
     (sweep_dir / "results.csv").unlink()
@@ -220,7 +221,7 @@ def test_gather_writes_every_job(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert markdown[2].startswith("| 1 | ok | model.optimizer.lr=0.02 | 2,000 |")
     assert markdown[7].startswith("| 5 | missing | model.optimizer.lr=0.05 |")
     assert markdown[-1].endswith("left out: 1 diverged, 1 interrupted, 2 missing")
-    assert (tmp_path / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_SIGNATURE
     out = capsys.readouterr().out
     assert "job 2 diverged: loss is nan at step 12: lower the lr" in out
     assert "job 4 interrupted: interrupted by SIGTERM at epoch 2" in out
@@ -238,7 +239,7 @@ def test_gather_with_only_missing_jobs(tmp_path: Path) -> None:
     ]  # fmt: skip
     summary_line = (tmp_path / "results.md").read_text().splitlines()[-1]
     assert summary_line == "no finished job with a test accuracy; left out: 2 missing"
-    assert (tmp_path / "accuracy_vs_params.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == PNG_SIGNATURE
     # and by hand, as after a sweep that was killed
     again = subprocess.run(
         [sys.executable, "-m", "src.sweep", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
@@ -258,6 +259,7 @@ def test_an_empty_sweep_dir_gathers_nothing(tmp_path: Path) -> None:
     [
         (["experiment=channels_sweep"], {"model.channels"}),
         (["hparams_search=lr_batch"], {"model.optimizer.lr", "data.batch_size"}),
+        (["experiment=pooling_study"], {"model.pools"}),
     ],
 )
 def test_sweep_presets_compose(overrides: list[str], expected: set[str]) -> None:
@@ -266,3 +268,24 @@ def test_sweep_presets_compose(overrides: list[str], expected: set[str]) -> None
         cfg = compose("train.yaml", overrides=overrides, return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert set(cfg.hydra.sweeper.params) == expected
+
+
+def test_a_tiny_pooling_study_runs_to_a_table_and_plots(tiny_data_dir: Path, tmp_path: Path):
+    result, sweep_dir = sweep(
+        tmp_path, tiny_data_dir, "experiment=pooling_study", "callbacks.kernels=null",
+        "callbacks.activations=null", "callbacks.test_views=null",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["overrides"]: r for r in read_csv(sweep_dir / "results.csv")}
+    fields = {"model.pools=[]": 13, "model.pools=[1,2]": 42, "model.pools=[2,4]": 32,
+              "model.pools=[4,5]": 24}  # fmt: skip
+    assert set(rows) == set(fields)
+    for overrides, field in fields.items():
+        row = rows[overrides]
+        assert row["status"] == "ok" and int(row["receptive_field"]) == field
+        assert float(row["rf_fraction"]) == pytest.approx(field / 28, abs=1e-3)
+        assert int(row["params"].replace(",", "")) == 18_482
+        shifted = [float(row[f"shift_acc_{k}px"]) for k in (1, 2, 3, 4)]
+        assert all(0 <= a <= 1 for a in shifted)
+    figure = Image.open(sweep_dir / "accuracy.png")
+    assert figure.size == (1800, 500)  # three panels: parameters, receptive field, shift
