@@ -119,6 +119,8 @@ def check_pools(pools: Sequence[int], n_convs: int, n_channels: int) -> list[int
     ):
         raise ConfigError(f"model.pools={pools!r}: must be a list of conv numbers, e.g. [2,4]")
     last = min(n_channels, n_convs - 2)
+    if len(set(pools)) != len(pools):
+        raise ConfigError(f"model.pools={list(pools)}: a conv is named twice")
     for i in pools:
         if not 1 <= i <= last:
             raise ConfigError(
@@ -175,6 +177,11 @@ def plan_layers(
         size += 2 * padding - (kernel - 1)
         convs_after = n_convs - i
         wanted = i in pools if pools is not None else i % pool_every == 0
+        if wanted and pools is not None and size // 2 < MIN_POOLED_SIZE:
+            raise ConfigError(
+                f"model.pools={list(pools)}: a pool after conv{i} would leave a {size // 2}x"
+                f"{size // 2} map, smaller than {MIN_POOLED_SIZE}x{MIN_POOLED_SIZE}"
+            )
         if wanted and convs_after >= 2 and size // 2 >= MIN_POOLED_SIZE:
             n_pools += 1
             layers.append(maxpool(f"pool{n_pools}", c_out))

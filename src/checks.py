@@ -471,4 +471,4 @@ def check_config(cfg: DictConfig) -> None:
         if folder is not None:
             check_writable(key, str(folder))
     if cfg.get("ckpt_path"):
-        check_checkpoint(cfg.ckpt_path, model)
+        check_checkpoint(cfg.ckpt_path, model, key="resume" if cfg.get("resume") else "ckpt_path")

@@ -27,9 +27,18 @@ from omegaconf.errors import OmegaConfBaseException
 from src.errors import ConfigError
 
 SRC_DIR = Path(__file__).resolve().parent
-# `resume=<run dir>` runs in that directory and keeps its .hydra/ (conf/hydra/default.yaml).
+
+
+def is_run_dir(folder: Any) -> bool:
+    return bool(folder) and (Path(str(folder)) / ".hydra" / "config.yaml").is_file()
+
+
+# `resume=<run dir>` runs in that directory and keeps its .hydra/ (conf/hydra/default.yaml); a
+# folder that is not a run's gets a fresh directory, which a refusal then removes.
 OmegaConf.register_new_resolver(
-    "if_resume", lambda resume, then, otherwise: then if resume else otherwise, replace=True
+    "if_resume",
+    lambda resume, then, otherwise: then if is_run_dir(resume) else otherwise,
+    replace=True,
 )
 
 
@@ -92,21 +101,24 @@ def one_line_errors() -> Iterator[None]:
 
 
 def run_hydra_main(main: Callable[[], Any]) -> None:
-    """Calls a @hydra.main function with Hydra's own errors as one line and exit code 2 (see
-    `one_line_errors`), and an OSError that Hydra raised before the job ran (it could not make
-    the run folder) too; errors raised within the job keep their traceback."""
+    """Calls a @hydra.main function with Hydra's own errors as one line and exit code 2: an
+    unknown group, option or key, an override that does not parse, a run folder it cannot make.
+    Errors raised within the job keep their traceback."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises instead of printing its report
-    with one_line_errors():
-        try:
-            main()
-        except OSError as err:
-            if isinstance(err, HydraException) or raised_in_job(err):
-                raise
-            fail(f"{err.filename}: the run folder cannot be made there ({err.strerror}); "
-                 "set paths.log_dir to a folder you can write")  # fmt: skip
+    try:
+        main()
+    except (ConfigError, HydraException, OmegaConfBaseException, OSError) as err:
+        if raised_in_job(err):
+            raise
+        if isinstance(err, ConfigError):
+            fail(str(err))
+        if isinstance(err, (HydraException, OmegaConfBaseException)):
+            fail(hydra_error_line(err))
+        fail(f"{err.filename or 'the run folder'}: cannot be made ({err.strerror}); set "
+             "paths.log_dir (or hydra.run.dir) to a folder you can write")  # fmt: skip
 
 
 def raised_in_job(err: BaseException) -> bool:
     """Whether the error came through this project's code (the job), not Hydra's alone."""
     frames = traceback.extract_tb(err.__traceback__)[1:]  # the first is the catching frame
-    return any(Path(frame.filename).parent == SRC_DIR for frame in frames)
+    return any(Path(frame.filename).resolve().parent == SRC_DIR for frame in frames)

@@ -429,8 +429,10 @@ class MNISTDataModule(L.LightningDataModule):
 
     def loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches | DataLoader:
         data, train = self.splits[split], split == "train"
-        # Training passes go on from the checkpoint's count when resumed (load_state_dict).
-        first_pass = self.train_passes if train else 0
+        # Training passes go on from the checkpoint's count when resumed (load_state_dict), and
+        # from the last loader's when Lightning builds a new one (reload_dataloaders_every_n_epochs)
+        passes = self.train_batches.passes if self.train_batches is not None else self.train_passes
+        first_pass = passes if train else 0
         if self.fast:
             rank, world = (
                 (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)

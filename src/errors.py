@@ -9,7 +9,7 @@ class ConfigError(ValueError):
 class RunStopped(Exception):
     """A run that ended early; `status` is what result.json and the sweep table call it."""
 
-    status = "stopped"
+    status: str  # set by each kind
     exit_code = 1
 
     def __init__(self, message: str, epochs_finished: int | None) -> None:

@@ -40,7 +40,7 @@ class StopOnDivergence(L.Callback):
         batch_idx: int,
     ) -> None:  # fmt: skip
         loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
-        if not math.isfinite(loss):
+        if everywhere(trainer, not math.isfinite(loss)):
             raise Diverged(
                 f"the training loss became {loss} at step {trainer.global_step} (epoch "
                 f"{trainer.current_epoch}); {cure(pl_module)}",
@@ -56,6 +56,14 @@ class StopOnDivergence(L.Callback):
                 f"{DIVERGED_FACTOR}x guessing ({CHANCE_LOSS:.3f}); {cure(pl_module)}",
                 trainer.current_epoch,
             )
+
+
+def everywhere(trainer: L.Trainer, stop: bool) -> bool:
+    """Whether any process must stop: with several, all stop at the same batch, or the others
+    would wait for it in their next all-reduce."""
+    if trainer.world_size > 1:
+        return trainer.strategy.reduce_boolean_decision(stop, all=False)
+    return stop
 
 
 def cure(pl_module: L.LightningModule) -> str:
@@ -90,19 +98,20 @@ class StopOnSignal(L.Callback):
             raise KeyboardInterrupt  # a second Ctrl+C: the user does not want to wait
         self.received = number
 
-    def interrupted(self, trainer: L.Trainer) -> Interrupted:
+    def interrupted(self, trainer: L.Trainer, testing: bool = False) -> Interrupted:
         number = self.received or signal.SIGTERM  # Lightning's own SIGTERM check came first
         finished = trainer.current_epoch  # epochs counted from 0: the one in progress
+        where = "testing" if testing else f"epoch {finished} (step {trainer.global_step})"
         return Interrupted(
-            f"interrupted by {signal.Signals(number).name} during epoch {finished} (step "
-            f"{trainer.global_step}), after {finished} finished epoch(s)",
+            f"interrupted by {signal.Signals(number).name} during {where}, after {finished} "
+            "finished epoch(s)",
             finished,
             number,
         )
 
-    def check(self, trainer: L.Trainer) -> None:
-        if self.received is not None:
-            raise self.interrupted(trainer)
+    def check(self, trainer: L.Trainer, testing: bool = False) -> None:
+        if everywhere(trainer, self.received is not None):
+            raise self.interrupted(trainer, testing or bool(trainer.testing))
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.check(trainer)

@@ -143,9 +143,9 @@ class MNISTClassifier(L.LightningModule):
         return loss, log_probs, y
 
     def on_train_epoch_start(self) -> None:
-        # Each epoch draws dropout (and torchvision's transforms) from its own seeded stream, so
-        # that a resumed run repeats exactly the epochs that the run it continues would have run.
-        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+        # Each epoch draws dropout from its own seeded stream, so that a resumed run repeats
+        # exactly the epochs that the run it continues would have run.
+        torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) % 2**63)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, log_probs, y = self.step(batch, self.hparams.label_smoothing)

@@ -80,8 +80,14 @@ def resume_config(run_dir: str | Path) -> tuple[DictConfig, list[str]]:
             f"resume={run_dir}: no checkpoints/last.ckpt (the run stopped before its first epoch "
             "ended): start it again"
         )
-    if run_status(run) == "ok":
+    status = run_status(run)
+    if status == "ok":
         raise ConfigError(f"resume={run_dir}: the run finished (result.json says ok)")
+    if status == "diverged":
+        raise ConfigError(
+            f"resume={run_dir}: the run diverged, and would again (it goes on exactly); start a "
+            "new run with a lower model.optimizer.lr"
+        )
     cfg.ckpt_path, cfg.resume = str(last), str(run)
     overrides = run / ".hydra" / "overrides.yaml"
     typed = OmegaConf.to_container(OmegaConf.load(overrides)) if overrides.is_file() else []

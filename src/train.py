@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -56,14 +57,23 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
             fit_started = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             fit_time = time.perf_counter() - fit_started
+            # a signal no batch saw: after the last one, or in ddp_spawn's parent process
+            stop_on_signal.check(trainer)
             metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+            best = float(model.val_acc_best.max_value)  # restored, when resuming a finished fit
+            if "val/acc_best" not in metrics and math.isfinite(best):
+                metrics["val/acc_best"] = best
             if cfg.test:
                 checkpoint = trainer.checkpoint_callback
-                best = checkpoint.best_model_path if checkpoint else ""
-                trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+                best_path = checkpoint.best_model_path if checkpoint else ""
+                trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+                stop_on_signal.check(trainer, testing=True)
                 metrics.update((k, float(value)) for k, value in trainer.callback_metrics.items())
-        except SIGTERMException:  # Lightning's own SIGTERM check, when it comes before ours
-            raise stop_on_signal.interrupted(trainer) from None
+        except BaseException as err:
+            # Lightning's own SIGTERM check, or its exit on a second Ctrl+C, may come first
+            if stop_on_signal.received is None and not isinstance(err, SIGTERMException):
+                raise
+            raise stop_on_signal.interrupted(trainer, testing=bool(trainer.testing)) from None
 
     log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
     size = totals(analyze(model.net.specs, model.net.input_size))
@@ -83,13 +93,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     }
 
 
-def remove_refused_run_dir(output_dir: Path, resumed: bool) -> None:
-    """Removes the folder Hydra made for a refused run, if it holds only what Hydra wrote: never
-    a stopped run's own folder that `resume=` named (its .hydra/ holds the run's config)."""
-    written_by_hydra = {".hydra", "train.log"}
-    if {p.name for p in output_dir.iterdir()} <= written_by_hydra and not (
-        resumed and (output_dir / ".hydra" / "config.yaml").exists()
-    ):
+def remove_refused_run_dir(output_dir: Path) -> None:
+    """Removes the folder Hydra made for a refused run if it holds only what Hydra wrote."""
+    if {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(output_dir)
 
 
@@ -97,9 +103,10 @@ def remove_refused_run_dir(output_dir: Path, resumed: bool) -> None:
 def main(cfg: DictConfig) -> float | None:
     """Runs `train` and writes result.json into the run directory, whatever happens: status ok,
     failed, diverged or interrupted. A refused value ends a single run with one line and exit
-    code 2 and no run directory (`run_hydra_main`); a diverged run exits 1, an interrupted one 143
-    (SIGTERM) or 130 (SIGINT). In a sweep a failed or diverged job is recorded and the others
-    go on; a signal stops the sweep."""
+    code 2, writes nothing and leaves no new run directory (a stopped run that `resume=` named
+    keeps its own); a diverged run exits 1, an interrupted one 143 (SIGTERM) or 130 (SIGINT).
+    In a sweep a failed or diverged job is recorded and the others go on; a signal stops the
+    sweep."""
     started = time.perf_counter()
     quiet_framework()
     hydra_cfg = HydraConfig.get()
@@ -107,17 +114,25 @@ def main(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     # as typed: an override may hold a ${...} that must not be resolved here
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-    result: dict[str, Any] = {"overrides": overrides, "status": "failed"}
+    result: dict[str, Any] | None = {"overrides": overrides, "status": "failed"}
+    resuming_here = bool(cfg.resume) and Path(cfg.resume).resolve() == output_dir.resolve()
     try:
         if cfg.resume:
-            cfg, result["overrides"] = resume_config_of(cfg, single)
+            cfg, result["overrides"] = checked_resume(cfg, single)
         result.update(train(cfg), status="ok")
         return result["metrics"].get(cfg.optimized_metric)
     except (ConfigError, OmegaConfBaseException) as err:  # a refused value, a bad ${...}
         result["error"] = str(err) if isinstance(err, ConfigError) else hydra_error_line(err)
-        if single:  # refused before any work: one line, exit code 2, no run folder left
-            remove_refused_run_dir(output_dir, resumed=bool(cfg.resume))
-            fail(result.pop("error"))
+        if single:  # refused before any work: one line, exit code 2, nothing written
+            message, result = result["error"], None
+            if resuming_here:  # the stopped run's folder: only this command's traces go
+                shutil.rmtree(output_dir / ".hydra" / "resumed", ignore_errors=True)
+                log_file = output_dir / "train.log"
+                if log_file.is_file() and log_file.stat().st_size == 0:
+                    log_file.unlink()
+            else:
+                remove_refused_run_dir(output_dir)
+            fail(message)
         log.error("job failed: %s", result["error"])
         return None
     except RunStopped as err:
@@ -133,12 +148,12 @@ def main(cfg: DictConfig) -> float | None:
             return None
         raise
     finally:
-        if output_dir.is_dir():
+        if result is not None:
             result["wall_time_s"] = round(time.perf_counter() - started, 2)
             (output_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
-def resume_config_of(cfg: DictConfig, single: bool) -> tuple[DictConfig, list[str]]:
+def checked_resume(cfg: DictConfig, single: bool) -> tuple[DictConfig, list[str]]:
     """The stopped run's own config and overrides; `resume=` takes no other overrides."""
     typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     others = [o for o in typed if not o.startswith("resume=")]

@@ -252,7 +252,9 @@ def test_pools_put_the_max_pools_after_the_convs_named(pools, after, field) -> N
 @pytest.mark.parametrize(
     ("pools", "message"),
     [([6], "model.pools=[6]: 6 is not a conv a pool may follow (1 to 5"),
-     ([0], "model.pools=[0]: 0 is not a conv"), ("12", "model.pools='12': must be a list")],
+     ([0], "model.pools=[0]: 0 is not a conv"), ("12", "model.pools='12': must be a list"),
+     ([2, 2], "model.pools=[2, 2]: a conv is named twice"),
+     ([1, 2, 3], "model.pools=[1, 2, 3]: a pool after conv3 would leave a 3x3 map")],
 )  # fmt: skip
 def test_pools_in_the_wrong_place_are_refused(pools, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -19,7 +19,7 @@ from .conftest import compose_train
 PRESETS = [
     [],
     *([f"experiment={name}"] for name in
-      ("best", "channels_sweep", "fast", "micro", "speedrun", "tiny", "tutorial")),
+      ("best", "channels_sweep", "fast", "micro", "pooling_study", "speedrun", "tiny", "tutorial")),
     ["model=tutorial"],
     ["trainer=cpu"],
     *([f"debug={name}"] for name in ("fdr", "limit", "overfit")),

@@ -26,7 +26,7 @@ from src.inspect import main as inspect_main
 from src.runs import resume_config
 from src.train import train
 
-from .conftest import ROOT
+from .conftest import ROOT, compose_train
 from .test_train import TINY, read_events, tiny_cfg
 
 # cli() runs the entry module again in this process, as `python -m` would
@@ -37,14 +37,16 @@ STEPS_PER_EPOCH = 7
 
 
 class SignalAt(L.Callback):
-    """Sends this process `signum` after training batch `batch_idx` of epoch `epoch`."""
+    """Sends this process `signum` (`times` times) after training batch `batch_idx` of epoch
+    `epoch`."""
 
-    def __init__(self, signum: int, epoch: int, batch_idx: int) -> None:
-        self.signum, self.epoch, self.batch_idx = signum, epoch, batch_idx
+    def __init__(self, signum: int, epoch: int, batch_idx: int, times: int = 1) -> None:
+        self.signum, self.epoch, self.batch_idx, self.times = signum, epoch, batch_idx, times
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch_idx):
-            os.kill(os.getpid(), self.signum)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
 
 
 def saved_run(cfg, run_dir: Path):
@@ -70,7 +72,8 @@ RANDOM = [
 
 @pytest.mark.parametrize(
     ("signum", "epoch", "batch_idx"),
-    [(signal.SIGTERM, 1, 3), (signal.SIGINT, 2, STEPS_PER_EPOCH - 1)],  # mid-epoch; its end
+    # mid-epoch; its last batch (the stop comes in its validation)
+    [(signal.SIGTERM, 1, 3), (signal.SIGINT, 2, STEPS_PER_EPOCH - 1)],
 )
 def test_a_stopped_and_resumed_run_ends_bit_identical(
     tiny_data_dir: Path, tmp_path: Path, signum: int, epoch: int, batch_idx: int
@@ -206,11 +209,48 @@ def test_a_bad_checkpoint_is_refused_in_one_line(
 
 
 def test_resume_takes_the_runs_own_config_and_nothing_else(capsys, tmp_path: Path) -> None:
+    runs = ROOT / "logs" / "train" / "runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
     code, err = cli(capsys, f"resume={tmp_path}/nope")
-    assert code == 2 and "resume=" in err and "no .hydra/config.yaml" in err, err
-    assert not (tmp_path / "nope").exists()
-    code, err = cli(capsys, f"resume={tmp_path}", "model.channels=[8]")
+    assert code == 2 and "resume=" in err and "no such run directory" in err, err
+    mine = tmp_path / "mine"
+    mine.mkdir()  # a folder of the user's, not a run's: refused, and left as it was
+    code, err = cli(capsys, f"resume={mine}")
+    assert code == 2 and "no .hydra/config.yaml" in err and mine.is_dir(), err
+    code, err = cli(capsys, f"resume={mine}", "model.channels=[8]")
     assert code == 2 and "leave out model.channels=[8]" in err, err
+    after = set(runs.iterdir()) if runs.is_dir() else set()
+    assert after == before  # the fresh run folders Hydra made were removed
+
+
+def fake_run(tmp_path: Path, status: str) -> Path:
+    """A run directory as a stopped run leaves it: config, last.ckpt, result.json."""
+    run = tmp_path / status
+    saved_run(compose_train([], run), run)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / "result.json").write_text(json.dumps({"status": status, "test_acc": 0.99}))
+    return run
+
+
+@pytest.mark.parametrize(("status", "message"), [("ok", "finished"), ("diverged", "diverged")])
+def test_a_finished_or_diverged_run_is_not_resumed_nor_touched(
+    capsys, tmp_path: Path, status: str, message: str
+) -> None:
+    run = fake_run(tmp_path, status)
+    written = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    code, err = cli(capsys, f"resume={run}")
+    assert code == 2 and f"resume={run}: the run {message}" in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == written
+
+
+def test_a_second_ctrl_c_stops_at_once_and_still_says_interrupted(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = tiny_cfg(tiny_data_dir, tmp_path, *RANDOM)
+    with pytest.raises(Interrupted, match="interrupted by SIGINT during epoch 0") as stopped:
+        train(cfg, extra_callbacks=[SignalAt(signal.SIGINT, 0, 2, times=2)])
+    assert stopped.value.exit_code == 130
 
 
 def run_train(*args: str) -> subprocess.Popen:
