@@ -118,9 +118,20 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=order)
 
 
-def cell(value: Any) -> str:
+# What the console's table shows, under short headers (results.csv and .md have every column).
+PRINTED = {
+    "job": "job", "status": "status", "overrides": "overrides", "params": "params",
+    "receptive_field": "RF", "rf_fraction": "RF/input", "val_acc_best": "val best",
+    "test_acc": "test", "shift_acc_2px": "shift 2px", "shift_acc_4px": "shift 4px",
+    "epochs": "epochs", "wall_time_s": "wall s",
+}  # fmt: skip
+
+
+def cell(value: Any, column: str = "") -> str:
     if value is None:
         return ""
+    if column == "rf_fraction":
+        return f"{value:.2f}"
     if isinstance(value, float):
         return f"{value:.4f}" if value <= 1 else f"{value:.1f}"
     if isinstance(value, int):
@@ -166,7 +177,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row[c], c) for c in COLUMNS) + " |" for row in rows]
     lines += ["", summary(rows)]
     path.write_text("\n".join(lines) + "\n")
 
@@ -234,12 +245,12 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path) -> None:
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
     table = Table(title=title)
-    shown = [c for c in COLUMNS if c != "error"]
-    for column in shown:
-        table.add_column(column, justify="right" if column in ("params", "macs") else "left")
+    for column, header in PRINTED.items():
+        right = column not in ("job", "status", "overrides")
+        table.add_column(header, justify="right" if right else "left", overflow="fold")
     for row in rows:
         style = None if row["status"] == "ok" else "red"
-        table.add_row(*(cell(row[c]) for c in shown), style=style)
+        table.add_row(*(cell(row[c], c) for c in PRINTED), style=style)
     console = Console(width=None if Console().is_terminal else 160)
     console.print(table)
     for row in rows:
