@@ -21,6 +21,7 @@ from src.console import COMPACT_COLUMNS, console, print_architecture
 from src.data import denormalize, shift
 from src.drawing import (
     READING_GUIDE,
+    cam_figure,
     confusion_figure,
     digits_figure,
     feature_map_figure,
@@ -254,6 +255,33 @@ class ActivationImages(TensorBoardCallback):
         for index, name in enumerate(layers, start=1):
             figure = feature_map_figure(captured[name].cpu(), digits, name, self.max_maps)
             writer.add_figure(f"activations/{index:02d}_{name}", figure, step)
+
+
+class ClassActivationMaps(TensorBoardCallback):
+    """For a `head=gap` net, where it is exact: the class activation map of each probe digit's
+    predicted class (`cam/probe`, see `drawing.cam_figure`), after every validation epoch. A
+    `head=conv` net has none: one warning at fit start, and no image."""
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not pl_module.net.gap_head:
+            rank_zero_warn(
+                "callbacks.cam: a head=conv net has no exact class activation map; none is drawn"
+            )
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = self.writer(trainer)
+        net: Net = pl_module.net
+        if writer is None or trainer.sanity_checking or not net.gap_head:
+            return
+        images, labels = trainer.datamodule.probe_batch()
+        log_probs, captured = net.record(images.to(pl_module.device), inputs=["gap"])
+        predicted = log_probs.argmax(dim=1).cpu()
+        maps = net.class_activation_maps(captured["gap:input"]).cpu()
+        chosen = maps[torch.arange(len(predicted)), predicted]
+        figure = cam_figure(denormalize(images), chosen, predicted, labels)
+        writer.add_figure("cam/probe", figure, trainer.global_step)
 
 
 class TestViews(TensorBoardCallback):

@@ -450,3 +450,35 @@ def shift_figure(accuracy: Sequence[float], title: str = "test accuracy under sh
     ax.margins(y=0.2)
     ax.grid(True, alpha=0.3)
     return figure
+
+
+def cam_figure(digits: Tensor, maps: Tensor, predicted: Tensor, truth: Tensor) -> Figure:
+    """Class activation maps: for each digit (N, 1, 28, 28, 0-1), the map (N, h, w) of the class
+    the net predicted, upsampled to the digit's size, on one signed scale for all: red where the
+    place adds to that class's logit, blue where it takes away (the logit is the map's mean).
+    The digit's strokes are drawn over it as an outline."""
+    n, side = len(digits), digits.shape[-1]
+    maps = maps.detach().float().cpu()
+    upsampled = torch.nn.functional.interpolate(maps[:, None], size=(side, side), mode="bilinear",
+                                                align_corners=False)[:, 0]  # fmt: skip
+    limit = symmetric_limit(upsampled)
+    columns = min(n, 5)
+    rows = -(-n // columns)
+    tile = (WIDTH - 0.9) / columns
+    figure = Figure(figsize=(WIDTH, 0.9 + rows * tile * 1.3), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    image = None
+    for ax in axes.flat:
+        plain_axes(ax)
+    for ax, digit, cam, guess, label in zip(axes.flat, digits, upsampled, predicted, truth,
+                                            strict=False):  # fmt: skip
+        image = ax.imshow(cam.numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit,
+                          interpolation="bilinear")  # fmt: skip
+        ax.contour(digit[0].cpu().numpy(), levels=[0.5], colors="black", linewidths=1.2)
+        colour = "black" if int(guess) == int(label) else "tab:red"
+        ax.set_title(f"{int(guess)} (is {int(label)})", fontsize=TEXT, color=colour)
+    figure.suptitle(f"where the predicted class is seen ({maps.shape[-2]}x{maps.shape[-1]} map)",
+                    fontsize=TITLE)  # fmt: skip
+    if image is not None:
+        colour_bar(figure, image, axes, "logit share")
+    return figure

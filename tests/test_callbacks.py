@@ -75,8 +75,8 @@ def test_kernel_images_for_every_conv_layer_in_network_order(run) -> None:
 def test_every_logged_image_has_contrast(run) -> None:
     _, events, _ = run
     tags = events.Tags()["images"]
-    # kernels, norms, inputs + 5 hooked layers, test views, receptive field
-    assert len(tags) == 5 + 3 + 6 + 2 + 1
+    # kernels, norms, inputs + 5 hooked layers, test views, receptive field, CAM, shift curve
+    assert len(tags) == 5 + 3 + 6 + 2 + 1 + 1 + 1
     for tag in tags:
         share = colour_share(decoded(events, tag))
         if tag == "architecture/receptive_field":  # red and blue boxes on digits
@@ -90,6 +90,10 @@ def test_every_logged_image_has_contrast(run) -> None:
             assert share["red"] > 0.01, (tag, share)
         elif tag.startswith("activations/") and "inputs" not in tag:
             assert share["red"] > 0.01 and share["blue"] > 0.01, (tag, share)
+        elif tag == "cam/probe":  # a signed map under every digit's outline
+            assert share["red"] + share["blue"] > 0.1 and share["black"] > 0.005, (tag, share)
+        elif tag == "shift/accuracy":  # a blue curve on white
+            assert share["blue"] > 0.003, (tag, share)
         elif tag == "test/confusion_matrix":
             assert share["green"] > 0.01 and share["red"] > 0.01, (tag, share)
         else:  # digits on black tiles; the tiny data's noise 'ink' is grey (a blank tile: 1.5%)
@@ -198,3 +202,20 @@ def test_export_script_writes_the_logged_images_as_png(run, tmp_path: Path) -> N
         [sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+
+
+def test_class_activation_maps_after_every_validation_epoch(run) -> None:
+    _, events, _ = run
+    assert [e.step for e in events.Images("cam/probe")] == [7, 14]
+    assert {f"shift/acc_{k}px" for k in (1, 2, 3, 4)} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Images("shift/accuracy")] == [14]
+
+
+def test_a_conv_head_net_gets_no_cam_and_one_warning(tiny_data_dir: Path, tmp_path: Path):
+    cfg = compose_train(
+        [f"data.data_dir={tiny_data_dir}", *TINY, "model.channels=[4,8,8,16,16,16]",
+         "model.head=conv", "model.valid_tail=3", "trainer.max_epochs=1", "test=false"], tmp_path,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="head=conv net has no exact class activation map"):
+        train(cfg)
+    assert "cam/probe" not in read_events(tmp_path).Tags()["images"]

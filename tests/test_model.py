@@ -171,3 +171,13 @@ def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
 def test_compile_options_are_checked(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, **options)
+
+
+def test_the_class_activation_maps_mean_is_the_logit() -> None:
+    torch.manual_seed(0)
+    net = Net([8, 8, 16, 16, 32, 32], batch_norm=True).eval()
+    log_probs, captured = net.record(torch.randn(6, 1, 28, 28), inputs=["gap"])
+    maps = net.class_activation_maps(captured["gap:input"])
+    assert maps.shape == (6, 10, 7, 7)
+    # the 1x1 conv is linear: its mean over the map (bias included) is the logit
+    torch.testing.assert_close(maps.mean(dim=(2, 3)).log_softmax(1), log_probs, atol=1e-5, rtol=0)
