@@ -24,6 +24,7 @@ from src.drawing import (
     cam_figure,
     confusion_figure,
     digits_figure,
+    erf_figure,
     feature_map_figure,
     kernel_figure,
     kernel_norm_figure,
@@ -33,7 +34,7 @@ from src.drawing import (
     shift_figure,
 )
 from src.errors import ConfigError
-from src.model import Net
+from src.model import Net, mass_side
 from src.module import tally
 
 
@@ -282,6 +283,45 @@ class ClassActivationMaps(TensorBoardCallback):
         chosen = maps[torch.arange(len(predicted)), predicted]
         figure = cam_figure(denormalize(images), chosen, predicted, labels)
         writer.add_figure("cam/probe", figure, trainer.global_step)
+
+
+class EffectiveReceptiveField(TensorBoardCallback):
+    """The effective receptive field (Luo et al., 2016) of the centre unit of each conv and pool,
+    from the probe digits (`Net.centre_gradient`): `erf/maps` (see `drawing.erf_figure`) and
+    `erf/<layer>`, the side of the centred square holding 90% of the gradient, at fit start
+    (random weights) and after every `every_n_epochs` validation epochs."""
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        check_positive_int("callbacks.erf.every_n_epochs", every_n_epochs)
+        self.every_n_epochs = every_n_epochs
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_fields(trainer, pl_module, "at initialisation")
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.log_fields(trainer, pl_module, f"after epoch {trainer.current_epoch}")
+
+    def log_fields(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
+        writer = self.writer(trainer)
+        if writer is None:
+            return
+        net: Net = pl_module.net
+        images = trainer.datamodule.probe_batch()[0].to(pl_module.device)
+        windows = unit_windows(analyze(net.specs, net.input_size))
+        names = [name for name, _, _, _ in windows]
+        fields = [centre for _, _, centre, _ in windows]
+        gradients = [net.centre_gradient(images, name).cpu() for name in names]
+        sides = []
+        for name, field, gradient in zip(names, fields, gradients, strict=True):
+            centre = int(sum(field) / 2)  # the pixel the window is centred on
+            sides.append(mass_side(gradient, (centre, centre)))
+            writer.add_scalar(f"erf/{name}", sides[-1], trainer.global_step)
+        title = f"ERF (90%) vs RF (dashed), {when}"
+        figure = erf_figure(gradients, names, fields, sides, title)
+        writer.add_figure("erf/maps", figure, trainer.global_step)
 
 
 class TestViews(TensorBoardCallback):

@@ -48,6 +48,7 @@ CALLBACK_COUNTS = {
     "ActivationImages": ("max_maps",),
     "TestViews": ("max_mistakes",),
     "ShiftInvariance": ("max_shift",),
+    "EffectiveReceptiveField": ("every_n_epochs",),
 }
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
 PSEUDO_FILE_SYSTEMS = {

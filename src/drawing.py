@@ -63,8 +63,18 @@ READING_GUIDE = """\
 - **architecture/receptive_field**: for each conv and pool layer, the window of the input that
   the centre unit (red) and the top-left corner unit (blue) of its output see, on a probe digit;
   the grey margin is padding. The last layer's window must cover the digit.
-- Images are drawn at fit start (kernels, receptive field), after every validation epoch
-  (activations) and after testing; the step slider above a card moves through them.
+- **erf/maps**: the effective receptive field of each layer's centre unit: how strongly each
+  input pixel moves it (the gradient's size, averaged over the probe digits; dark is strong),
+  with the theoretical window as a dashed box. The title gives the side of the centred square
+  that holds 90% of it beside the window's side: the unit leans on its window's middle.
+- **cam/probe**: for a net with global average pooling, where each probe digit's predicted class
+  is found: red places add to that digit's score, blue ones take from it (the score is the
+  map's mean); the digit's strokes are outlined in black.
+- **shift/accuracy**: test accuracy with every test image moved by 0 to 4 pixels, each of the
+  four ways: how much of a small shift the net shrugs off.
+- Images are drawn at fit start (kernels, receptive field, effective receptive fields), after
+  every validation epoch (activations, effective receptive fields, class activation maps) and
+  after testing; the step slider above a card moves through them.
 """
 
 
@@ -481,4 +491,42 @@ def cam_figure(digits: Tensor, maps: Tensor, predicted: Tensor, truth: Tensor) -
                     fontsize=TITLE)  # fmt: skip
     if image is not None:
         colour_bar(figure, image, axes, "logit share")
+    return figure
+
+
+def erf_figure(
+    gradients: Sequence[Tensor],
+    names: Sequence[str],
+    windows: Sequence[tuple[float, float]],
+    sides: Sequence[int],
+    title: str,
+) -> Figure:
+    """Effective receptive fields: for each layer, the input-gradient magnitude of its centre
+    unit (H, W), scaled to its own maximum (the layers' gradients differ by orders of
+    magnitude), with the theoretical receptive field (`windows`, pixel-edge coordinates, the
+    same on both axes) as a dashed box and, in the title, the side of the square that holds 90%
+    of the gradient (`sides`) against the theoretical one."""
+    columns = min(4, len(gradients))
+    rows = -(-len(gradients) // columns)
+    tile = (WIDTH - 0.2) / columns
+    figure = Figure(figsize=(WIDTH, 0.6 + rows * tile * 1.45), dpi=DPI, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        plain_axes(ax)
+    for ax, gradient, name, (low, high), side in zip(axes.flat, gradients, names, windows, sides,
+                                                     strict=False):  # fmt: skip
+        peak = float(gradient.max()) or 1.0
+        ax.imshow((gradient / peak).numpy(), cmap=MAGNITUDE, vmin=0, vmax=1,
+                  interpolation="nearest")  # fmt: skip
+        # pixel i spans [i - 0.5, i + 0.5] in imshow's coordinates
+        side_of_box = high - low
+        box = matplotlib.patches.Rectangle(
+            (low - 0.5, low - 0.5), side_of_box, side_of_box, fill=False, edgecolor="tab:blue",
+            linestyle="--", linewidth=1.2,
+        )  # fmt: skip
+        ax.add_patch(box)
+        ax.set_xlim(min(-0.5, low - 0.5), max(gradient.shape[1] - 0.5, high - 0.5))
+        ax.set_ylim(max(gradient.shape[0] - 0.5, high - 0.5), min(-0.5, low - 0.5))
+        ax.set_title(f"{name}\n{side} of {high - low:g}", fontsize=TEXT - 1, linespacing=1.1)
+    figure.suptitle(title, fontsize=TITLE)
     return figure

@@ -98,6 +98,29 @@ class Net(nn.Sequential):
             self.train(was_training)
         return log_probs, store
 
+    def centre_gradient(self, images: Tensor, layer: str) -> Tensor:
+        """The effective receptive field (Luo et al., 2016) of `layer`'s centre unit: the
+        magnitude of the gradient of its output (summed over channels) with respect to the
+        input, averaged over `images` (N, 1, H, W) -> (H, W). In eval mode, so that batch norm
+        uses its running statistics and images do not mix; the hook lives for this pass only."""
+        captured: dict[str, Tensor] = {}
+        handle = self.get_submodule(layer).register_forward_hook(
+            lambda module, args, output: captured.setdefault("output", output)
+        )
+        inputs = images.detach().clone().requires_grad_(True)
+        was_training = self.training
+        try:
+            self.eval()
+            with torch.enable_grad():
+                self(inputs)
+                output = captured["output"]
+                centre = (output.shape[-1] - 1) // 2  # the unit unit_windows calls the centre
+                output[:, :, centre, centre].sum().backward(inputs=[inputs])
+        finally:
+            handle.remove()
+            self.train(was_training)
+        return inputs.grad.abs().mean(dim=(0, 1))
+
     @property
     def gap_head(self) -> bool:
         """Global average pooling then a 1x1 logits conv (`head="gap"`)."""
@@ -110,3 +133,19 @@ class Net(nn.Sequential):
         every position; each map's mean is its logit (exactly: the conv is linear)."""
         logits_conv = self.get_submodule([s.name for s in self.specs if s.kind == "conv"][-1])
         return torch.nn.functional.conv2d(features, logits_conv.weight, logits_conv.bias)
+
+
+def mass_side(gradient: Tensor, centre: tuple[int, int], fraction: float = 0.9) -> int:
+    """The side of the smallest square centred on pixel `centre` (row, column) that holds
+    `fraction` of the gradient's mass (odd sides are centred on it, even ones reach one pixel
+    less to the left and above)."""
+    total = float(gradient.sum())
+    if total == 0:
+        return 0
+    row, column = centre
+    for side in range(1, 2 * max(gradient.shape) + 1):
+        top, left = row - side // 2, column - side // 2
+        window = gradient[max(top, 0) : max(top + side, 0), max(left, 0) : max(left + side, 0)]
+        if float(window.sum()) >= fraction * total:
+            return side
+    return 2 * max(gradient.shape)

@@ -75,15 +75,16 @@ def test_kernel_images_for_every_conv_layer_in_network_order(run) -> None:
 def test_every_logged_image_has_contrast(run) -> None:
     _, events, _ = run
     tags = events.Tags()["images"]
-    # kernels, norms, inputs + 5 hooked layers, test views, receptive field, CAM, shift curve
-    assert len(tags) == 5 + 3 + 6 + 2 + 1 + 1 + 1
+    # kernels, norms, inputs + 5 hooked layers, test views, receptive field, CAM, shift curve,
+    # effective receptive fields
+    assert len(tags) == 5 + 3 + 6 + 2 + 1 + 1 + 1 + 1
     for tag in tags:
         share = colour_share(decoded(events, tag))
         if tag == "architecture/receptive_field":  # red and blue boxes on digits
             assert share["red"] > 0.002 and share["blue"] > 0.002, (tag, share)
             assert share["black"] > 0.03, (tag, share)
-        elif tag.endswith("_norms"):  # magnitudes: many shades (a constant map draws one)
-            assert heatmap_colours(decoded(events, tag)) > 20, tag
+        elif tag.endswith("_norms") or tag == "erf/maps":  # magnitudes: many shades (a
+            assert heatmap_colours(decoded(events, tag)) > 20, tag  # constant map draws one)
         elif tag.startswith("kernels/"):  # random weights: both signs show, the 1x1 conv too
             assert share["red"] > 0.01 and share["blue"] > 0.01, (tag, share)
         elif tag.startswith("activations/") and "pool" in tag:  # after ReLU: only positive
@@ -209,6 +210,15 @@ def test_class_activation_maps_after_every_validation_epoch(run) -> None:
     assert [e.step for e in events.Images("cam/probe")] == [7, 14]
     assert {f"shift/acc_{k}px" for k in (1, 2, 3, 4)} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Images("shift/accuracy")] == [14]
+
+
+def test_effective_receptive_fields_at_fit_start_and_after_every_epoch(run) -> None:
+    _, events, _ = run
+    assert [e.step for e in events.Images("erf/maps")] == [0, 7, 14]
+    # each layer's 90% square is no wider than its theoretical receptive field
+    for name, field in (("conv1", 3), ("conv2", 5), ("pool1", 6), ("conv3", 10), ("conv4", 14)):
+        sides = [e.value for e in events.Scalars(f"erf/{name}")]
+        assert len(sides) == 3 and all(1 <= side <= field for side in sides), (name, sides)
 
 
 def test_a_conv_head_net_gets_no_cam_and_one_warning(tiny_data_dir: Path, tmp_path: Path):

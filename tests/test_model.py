@@ -6,10 +6,10 @@ import hydra
 import pytest
 import torch
 
-from src.architecture import plan_layers
+from src.architecture import analyze, plan_layers, unit_windows
 from src.config import instantiate
 from src.errors import ConfigError
-from src.model import Net
+from src.model import Net, mass_side
 from src.module import MNISTClassifier
 from src.train import train
 
@@ -181,3 +181,29 @@ def test_the_class_activation_maps_mean_is_the_logit() -> None:
     assert maps.shape == (6, 10, 7, 7)
     # the 1x1 conv is linear: its mean over the map (bias included) is the logit
     torch.testing.assert_close(maps.mean(dim=(2, 3)).log_softmax(1), log_probs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pool_every", [99, 2])  # no pool; pools after conv2 and conv4
+def test_at_initialisation_the_centre_gradient_stays_in_the_receptive_field(pool_every) -> None:
+    torch.manual_seed(0)
+    net = Net([8, 8, 16, 16], batch_norm=True, pool_every=pool_every)
+    images = torch.randn(10, 1, 28, 28)
+    for name, _, (low, high), _ in unit_windows(analyze(net.specs, 28)):
+        gradient = net.centre_gradient(images, name)
+        inside = torch.zeros(28, 28, dtype=torch.bool)
+        inside[max(int(low), 0) : int(high), max(int(low), 0) : int(high)] = True
+        assert gradient[~inside].abs().max() == 0, name  # exactly: nothing outside is seen
+        if pool_every == 99:  # without max-pooling every pixel inside reaches the unit
+            assert (gradient[inside] > 0).all(), name
+        else:
+            assert gradient[inside].sum() > 0, name
+    assert net.training  # put back in the mode it was in (built in training mode)
+
+
+def test_mass_side_is_the_smallest_centred_square_holding_90_percent() -> None:
+    gradient = torch.zeros(28, 28)
+    gradient[12:15, 12:15] = 1.0  # 9 units of mass in the centre 3x3
+    assert mass_side(gradient, (13, 13)) == 3
+    gradient[13, 16] = 2.0  # 2 more, two columns right of the 3x3: 9/11 < 90% until side 7
+    assert mass_side(gradient, (13, 13)) == 7
+    assert mass_side(torch.zeros(28, 28), (13, 13)) == 0
