@@ -47,7 +47,7 @@ CALLBACK_COUNTS = {
     "KernelImages": ("every_n_epochs", "max_shown"),
     "ActivationImages": ("max_maps",),
     "TestViews": ("max_mistakes",),
-    "ShiftInvariance": ("max_shift",),
+    "ShiftInvariance": ("max_shift", "every_nth"),
     "EffectiveReceptiveField": ("every_n_epochs",),
 }
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
