@@ -16,13 +16,20 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from src.architecture import analyze, markdown_table, totals, unit_windows
+from src.architecture import (
+    analyze,
+    markdown_table,
+    receptive_field_box,
+    totals,
+    unit_windows,
+)
 from src.console import COMPACT_COLUMNS, console, print_architecture
 from src.data import denormalize, shift
 from src.drawing import (
     READING_GUIDE,
     cam_figure,
     confusion_figure,
+    crop,
     digits_figure,
     erf_figure,
     feature_map_figure,
@@ -32,6 +39,8 @@ from src.drawing import (
     order_mistakes,
     receptive_field_figure,
     shift_figure,
+    top_patches_figure,
+    top_units,
 )
 from src.errors import ConfigError
 from src.model import Net, mass_side
@@ -283,6 +292,49 @@ class ClassActivationMaps(TensorBoardCallback):
         chosen = maps[torch.arange(len(predicted)), predicted]
         figure = cam_figure(denormalize(images), chosen, predicted, labels)
         writer.add_figure("cam/probe", figure, trainer.global_step)
+
+
+class TopPatches(TensorBoardCallback):
+    """What excites each filter (Zeiler and Fergus): for each conv layer before global pooling,
+    its first `max_channels` channels' `top_k` validation patches (of the first `images`
+    validation images), each cropped to the receptive field of the unit that responded most
+    (`top_patches/NN_<layer>`, see `drawing.top_patches_figure`), after every `every_n_epochs`
+    epochs and after the last."""
+
+    def __init__(
+        self, every_n_epochs: int = 5, max_channels: int = 6, top_k: int = 8, images: int = 500
+    ) -> None:
+        for key, value in [("every_n_epochs", every_n_epochs), ("max_channels", max_channels),
+                           ("top_k", top_k), ("images", images)]:  # fmt: skip
+            check_positive_int(f"callbacks.top_patches.{key}", value)
+        self.every_n_epochs, self.max_channels = every_n_epochs, max_channels
+        self.top_k, self.images = top_k, images
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch, last = trainer.current_epoch, trainer.max_epochs - 1
+        if trainer.sanity_checking or ((epoch + 1) % self.every_n_epochs and epoch != last):
+            return
+        writer = self.writer(trainer)
+        if writer is None:
+            return
+        net: Net = pl_module.net
+        images = trainer.datamodule.val_images(self.images)
+        rows = [r for r in analyze(net.specs, net.input_size) if r.layer.kind == "conv"]
+        rows = [r for r in rows if r.out_size > 1]  # before global pooling
+        _, maps = net.record(images.to(pl_module.device), outputs=[r.layer.name for r in rows])
+        digits = denormalize(images)
+        for index, row in enumerate(rows, start=1):
+            units = top_units(maps[row.layer.name].cpu(), self.max_channels, self.top_k)
+            side = row.receptive_field
+            patches = torch.stack([
+                torch.cat([crop(digits[n : n + 1], int(receptive_field_box(row, y)[0]),
+                                int(receptive_field_box(row, x)[0]), side) for n, y, x in unit])
+                for unit in units.tolist()
+            ])  # fmt: skip
+            figure = top_patches_figure(patches, row.layer.name)
+            writer.add_figure(f"top_patches/{index:02d}_{row.layer.name}", figure,
+                              trainer.global_step)  # fmt: skip
 
 
 class EffectiveReceptiveField(TensorBoardCallback):

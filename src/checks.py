@@ -49,6 +49,7 @@ CALLBACK_COUNTS = {
     "TestViews": ("max_mistakes",),
     "ShiftInvariance": ("max_shift", "every_nth"),
     "EffectiveReceptiveField": ("every_n_epochs",),
+    "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
 }
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
 PSEUDO_FILE_SYSTEMS = {

@@ -427,6 +427,15 @@ class MNISTDataModule(L.LightningDataModule):
             return val[0][firsts].cpu(), labels[firsts]
         return torch.stack([val[i][0] for i in firsts]), labels[firsts]
 
+    def val_images(self, count: int) -> Tensor:
+        """The first `count` validation images (N, 1, 28, 28), normalized, on the CPU: the same
+        ones on every call."""
+        self.setup()
+        val = self.splits["val"]
+        if self.fast:
+            return val[0][:count].cpu()
+        return torch.stack([val[i][0] for i in range(min(count, len(val)))])
+
     def loader(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches | DataLoader:
         data, train = self.splits[split], split == "train"
         # Training passes go on from the checkpoint's count when resumed (load_state_dict), and

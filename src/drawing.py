@@ -222,6 +222,45 @@ def most_active(maps: Tensor, count: int) -> Tensor:
     return activity.argsort(descending=True)[:count]
 
 
+def top_units(maps: Tensor, channels: int, count: int) -> Tensor:
+    """For each of the first `channels` channels of (N, C, h, w) maps, the `count` images whose
+    strongest unit of that channel is strongest: (channels, count, 3) rows of (image, row,
+    column), strongest first, one unit per image."""
+    maps = maps.detach().float()[:, :channels]
+    n, c, h, w = maps.shape
+    peak, where = maps.flatten(2).max(dim=2)  # (N, C): each image's strongest unit
+    images = peak.argsort(dim=0, descending=True)[:count].T  # (C, count)
+    positions = where.T.gather(1, images)  # (C, count), flat index into h x w
+    return torch.stack([images, positions // w, positions % w], dim=2)
+
+
+def crop(images: Tensor, top: int, left: int, side: int) -> Tensor:
+    """The `side` x `side` window of each image (N, 1, H, W) at (top, left), with blank paper
+    (0) where the window runs past the image: what a unit at the border sees of its padding."""
+    n, _, height, width = images.shape
+    out = torch.zeros(n, side, side)
+    rows = slice(max(top, 0), min(top + side, height))
+    columns = slice(max(left, 0), min(left + side, width))
+    out[:, rows.start - top : rows.stop - top, columns.start - left : columns.stop - left] = images[
+        :, 0, rows, columns
+    ]
+    return out
+
+
+def top_patches_figure(patches: Tensor, name: str) -> Figure:
+    """What excites each channel most (Zeiler and Fergus): (channels, count, side, side) crops of
+    validation digits (0-1), each the receptive field of the unit that responded most in that
+    image, a row per channel, strongest first."""
+    channels, count, side, _ = patches.shape
+    figure = Figure(figsize=(WIDTH, 0.7 + (WIDTH - 0.5) * channels / count), dpi=DPI,
+                    layout="constrained")  # fmt: skip
+    ax = figure.subplots()
+    draw_tiles(ax, patches, DIGIT, 0, 1)
+    ax.set_ylabel(f"channels 0-{channels - 1}", fontsize=TEXT)
+    figure.suptitle(f"{name}: top {count} patches ({side}x{side}) a channel", fontsize=TITLE)
+    return figure
+
+
 def feature_map_figure(maps: Tensor, digits: Tensor, name: str, max_maps: int = 12) -> Figure:
     """One layer's output (N, C, H, W) for N probe digits: a row per digit, its image (`digits`,
     (N, 1, 28, 28) on the 0-1 scale) first, then the `max_maps` most active channels, on one

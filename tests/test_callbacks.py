@@ -76,8 +76,8 @@ def test_every_logged_image_has_contrast(run) -> None:
     _, events, _ = run
     tags = events.Tags()["images"]
     # kernels, norms, inputs + 5 hooked layers, test views, receptive field, CAM, shift curve,
-    # effective receptive fields
-    assert len(tags) == 5 + 3 + 6 + 2 + 1 + 1 + 1 + 1
+    # effective receptive fields, top patches of conv1-4
+    assert len(tags) == 5 + 3 + 6 + 2 + 1 + 1 + 1 + 1 + 4
     for tag in tags:
         share = colour_share(decoded(events, tag))
         if tag == "architecture/receptive_field":  # red and blue boxes on digits
@@ -229,3 +229,10 @@ def test_a_conv_head_net_gets_no_cam_and_one_warning(tiny_data_dir: Path, tmp_pa
     with pytest.warns(UserWarning, match="head=conv net has no exact class activation map"):
         train(cfg)
     assert "cam/probe" not in read_events(tmp_path).Tags()["images"]
+
+
+def test_top_patches_of_every_conv_after_the_last_epoch(run) -> None:
+    _, events, _ = run
+    tags = sorted(t for t in events.Tags()["images"] if t.startswith("top_patches/"))
+    assert tags == [f"top_patches/{i:02d}_conv{i}" for i in range(1, 5)]  # not the 1x1 logits
+    assert [e.step for e in events.Images("top_patches/04_conv4")] == [14]  # the last epoch

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from src.drawing import (
     confusion_figure,
+    crop,
     feature_map_figure,
     figure_pixels,
     kernel_figure,
@@ -16,6 +17,8 @@ from src.drawing import (
     mistakes_figure,
     most_active,
     shift_figure,
+    top_patches_figure,
+    top_units,
 )
 
 from .test_callbacks import colour_share
@@ -99,6 +102,7 @@ def test_figures_are_no_taller_than_wide() -> None:
         mistakes_figure(torch.rand(18, 1, 28, 28), *torch.zeros(2, 18, dtype=torch.long),
                         torch.rand(18), total=49),
         shift_figure([0.99, 0.98, 0.95, 0.9, 0.8]),
+        top_patches_figure(torch.rand(6, 8, 32, 32), "conv6"),
     ]  # fmt: skip
     for figure in figures:
         height, width = figure_pixels(figure).shape[:2]
@@ -158,3 +162,23 @@ def test_shift_curve_plots_accuracy_in_percent_against_whole_pixels() -> None:
     pixels = figure_pixels(figure)[..., :3].astype(int)
     blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 100)  # the curve, tab:blue
     assert blue.mean() > 0.003
+
+
+def test_top_units_are_each_channels_strongest_images_and_places() -> None:
+    maps = torch.zeros(5, 3, 7, 7)
+    maps[2, 0, 1, 4] = 9.0  # channel 0: image 2 strongest (at row 1, column 4), then image 4
+    maps[4, 0, 6, 0] = 5.0
+    maps[0, 1, 3, 3] = 7.0  # channel 1: image 0 first
+    units = top_units(maps, channels=2, count=2)
+    assert units.shape == (2, 2, 3)
+    assert units[0].tolist() == [[2, 1, 4], [4, 6, 0]]
+    assert units[1, 0].tolist() == [0, 3, 3]
+
+
+def test_a_crop_is_the_window_the_arithmetic_gives_with_paper_past_the_edge() -> None:
+    images = torch.arange(28 * 28, dtype=torch.float).reshape(1, 1, 28, 28) / 1000
+    inside = crop(images, 5, 7, 10)
+    assert inside.shape == (1, 10, 10) and torch.equal(inside[0], images[0, 0, 5:15, 7:17])
+    corner = crop(images, -2, -2, 5)  # a corner unit of a padded conv sees 2 rows of padding
+    assert torch.equal(corner[0, 2:, 2:], images[0, 0, :3, :3])
+    assert corner[0, :2].abs().sum() == 0 and corner[0, :, :2].abs().sum() == 0
