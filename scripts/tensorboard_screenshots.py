@@ -26,6 +26,8 @@ DEFAULT_VIEWS = [
     "images:kernels",
     "images:activations",
     "images:test",
+    "images:top_patches",
+    "images:erf|cam|shift",
     "scalars:lr|acc",
     "hparams",
     "text",
