@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
 from src.architecture import (
+    LayerStats,
     analyze,
     markdown_table,
     receptive_field_box,
@@ -294,6 +295,18 @@ class ClassActivationMaps(TensorBoardCallback):
         writer.add_figure("cam/probe", figure, trainer.global_step)
 
 
+def unit_patches(digits: Tensor, row: LayerStats, units: Tensor) -> Tensor:
+    """For (channels, count, 3) units (image, row, column) of a layer's output, the windows of
+    `digits` (N, 1, H, W) they see, where `receptive_field_box` puts them: (channels, count, rf,
+    rf), blank paper where a window lies on padding."""
+    side = row.receptive_field
+    return torch.stack([
+        torch.cat([crop(digits[n : n + 1], int(receptive_field_box(row, y)[0]),
+                        int(receptive_field_box(row, x)[0]), side) for n, y, x in channel])
+        for channel in units.tolist()
+    ])  # fmt: skip
+
+
 class TopPatches(TensorBoardCallback):
     """What excites each filter (Zeiler and Fergus): for each conv layer before global pooling,
     its first `max_channels` channels' `top_k` validation patches (of the first `images`
@@ -326,13 +339,7 @@ class TopPatches(TensorBoardCallback):
         digits = denormalize(images)
         for index, row in enumerate(rows, start=1):
             units = top_units(maps[row.layer.name].cpu(), self.max_channels, self.top_k)
-            side = row.receptive_field
-            patches = torch.stack([
-                torch.cat([crop(digits[n : n + 1], int(receptive_field_box(row, y)[0]),
-                                int(receptive_field_box(row, x)[0]), side) for n, y, x in unit])
-                for unit in units.tolist()
-            ])  # fmt: skip
-            figure = top_patches_figure(patches, row.layer.name)
+            figure = top_patches_figure(unit_patches(digits, row, units), row.layer.name)
             writer.add_figure(f"top_patches/{index:02d}_{row.layer.name}", figure,
                               trainer.global_step)  # fmt: skip
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.architecture import analyze, plan_layers
+from src.callbacks import unit_patches
 from src.config import instantiate
 from src.errors import ConfigError
 from src.train import train
@@ -236,3 +239,15 @@ def test_top_patches_of_every_conv_after_the_last_epoch(run) -> None:
     tags = sorted(t for t in events.Tags()["images"] if t.startswith("top_patches/"))
     assert tags == [f"top_patches/{i:02d}_conv{i}" for i in range(1, 5)]  # not the 1x1 logits
     assert [e.step for e in events.Images("top_patches/04_conv4")] == [14]  # the last epoch
+
+
+def test_top_patches_are_the_windows_the_arithmetic_gives() -> None:
+    # [8,8,16,16]: conv1, conv2, pool1, conv3 has start 1.0, jump 2, receptive field 10 (by hand)
+    row = next(r for r in analyze(plan_layers([8, 8, 16, 16]), 28) if r.layer.name == "conv3")
+    assert (row.start, row.jump, row.receptive_field) == (1.0, 2, 10)
+    digits = torch.rand(3, 1, 28, 28)
+    # unit (row 0, column 2) of image 1: centre (1.0, 5.0), window rows -4..6, columns 0..10
+    patches = unit_patches(digits, row, torch.tensor([[[1, 0, 2]]]))
+    assert patches.shape == (1, 1, 10, 10)
+    assert patches[0, 0, :4].abs().sum() == 0  # four rows of padding, drawn as blank paper
+    assert torch.equal(patches[0, 0, 4:], digits[1, 0, 0:6, 0:10])
