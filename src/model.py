@@ -91,7 +91,8 @@ class Net(nn.Sequential):
         was_training = self.training
         try:
             self.eval()
-            log_probs = self(images)
+            # forward, not __call__: a compiled net (model.compile) would skip the hooks
+            log_probs = self.forward(images)
         finally:
             for handle in handles:
                 handle.remove()
@@ -112,7 +113,7 @@ class Net(nn.Sequential):
         try:
             self.eval()
             with torch.enable_grad():
-                self(inputs)
+                self.forward(inputs)  # not compiled: the hook must fire
                 output = captured["output"]
                 centre = (output.shape[-1] - 1) // 2  # the unit unit_windows calls the centre
                 output[:, :, centre, centre].sum().backward(inputs=[inputs])

@@ -100,12 +100,16 @@ def test_augmentation_changes_training_batches_only(tiny_data_dir: Path, loader:
 
 
 def test_fast_augmentation_repeats_with_the_seed(tiny_data_dir: Path) -> None:
-    dm = ready(tiny_data_dir, val_size=100, rotation=10.0, translate=0.1)
-    torch.manual_seed(7)
-    first = [x for x, _ in dm.train_dataloader()]
-    torch.manual_seed(7)
-    again = [x for x, _ in dm.train_dataloader()]
+    batches = []
+    for _ in range(2):  # two datamodules built under the same seed, as two runs would
+        torch.manual_seed(7)
+        dm = ready(tiny_data_dir, val_size=100, rotation=10.0, translate=0.1)
+        batches.append([x for x, _ in dm.train_dataloader()])
+    first, again = batches
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    # a second loader of the same datamodule goes on with the next pass, as Lightning's
+    # reload_dataloaders_every_n_epochs needs
+    assert not torch.equal(next(iter(dm.train_dataloader()))[0], again[0])
 
 
 def test_training_batches_are_clean_after_augment_epochs(tiny_data_dir: Path) -> None:

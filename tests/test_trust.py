@@ -325,7 +325,7 @@ def test_a_checkpoint_cut_short_while_saving_leaves_the_last_one_whole(tmp_path:
 
 def test_an_epoch_far_worse_than_guessing_has_diverged() -> None:
     guard = StopOnDivergence()
-    trainer = SimpleNamespace(global_step=7, current_epoch=3)
+    trainer = SimpleNamespace(global_step=7, current_epoch=3, world_size=1)
     module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
     guard.on_train_epoch_start(trainer, module)
     for loss in (2.0, 40.0, 30.0):  # finite, but a mean of 24 > 10 x ln(10) = 23.03
