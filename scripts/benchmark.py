@@ -6,9 +6,15 @@
 2. training throughput (images/s) of a bare PyTorch loop against the project's Lightning
    Trainer (default callbacks and TensorBoard logger on), same net, data, optimizer, schedule
    and number of steps, timed after warm-up; medians over repeats, run alternately;
-3. wall clock from the start of fit to the end of fit for `experiment=fast`, and the test
+3. Lightning's own work per training step: the same comparison with a net so small (two
+   convs of 4 channels, 8 images a batch) that the step is nearly all framework; on a GPU, where
+   the default net's step is CPU time spent launching kernels, this is what Lightning adds to it;
+4. host reads per training step under the project's Trainer: calls that read a tensor's value
+   to the host (`.item()`, `float()`, `.tolist()`, `.cpu()`, ...), each a host-device sync on a
+   GPU; counted on the CPU too, so that they can be kept out without a GPU;
+5. wall clock from the start of fit to the end of fit for `experiment=fast`, and the test
    accuracy it reaches;
-4. the same for `experiment=speedrun` (compiled net, large batches, nothing but training in the
+6. the same for `experiment=speedrun` (compiled net, large batches, nothing but training in the
    loop), against a bare PyTorch loop with the same net, recipe and epochs (then a validation
    pass, as fit ends with one).
 
@@ -40,6 +46,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
+from torch.overrides import TorchFunctionMode
 
 from src.config import instantiate
 from src.console import quiet_framework
@@ -48,6 +55,14 @@ from src.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
 from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
+# A net so small that a training step is nearly all framework work (row 3).
+TINY_NET = ("model.channels=[4,4]", "data.batch_size=8")
+# Tensor methods and functions that read a value to the host: on a GPU each waits for the work
+# queued before it (a host-device sync).
+HOST_READS = frozenset({
+    "item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__",
+    "__format__", "nonzero", "equal", "allclose", "unique", "bincount", "masked_select",
+})  # fmt: skip
 
 
 def clock() -> float:
@@ -87,6 +102,43 @@ class StepTimer(L.Callback):
         self.fit_end = clock()
 
 
+class HostReads(TorchFunctionMode, L.Callback):
+    """Counts the host reads (HOST_READS) of each training step, from one batch's start to the
+    next one's (so the step's logging and scheduler work count too): `per_step` has one count
+    per step but each epoch's last, whose span would hold the validation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count, self.counting = 0, False
+        self.per_step: list[int] = []
+        self.logging_steps: list[bool] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if self.counting and getattr(func, "__name__", "") in HOST_READS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.counting:
+            self.per_step.append(self.count)
+        every = max(trainer.log_every_n_steps, 1)
+        self.logging_steps.append((trainer.global_step + 1) % every == 0)
+        self.count, self.counting = 0, True
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.counting = False
+        self.logging_steps.pop()  # the last step's span went on into validation
+
+    def summary(self) -> dict[str, Any]:
+        logging = [n for n, logs in zip(self.per_step, self.logging_steps, strict=True) if logs]
+        others = [n for n, logs in zip(self.per_step, self.logging_steps, strict=True) if not logs]
+        return {
+            "steps": len(self.per_step), "per_step": self.per_step,
+            "max_between_logging_steps": max(others, default=0),
+            "max_on_logging_steps": max(logging, default=0),
+        }  # fmt: skip
+
+
 def config(*overrides: str):
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return compose("train.yaml", overrides=list(overrides))
@@ -120,15 +172,49 @@ def bare_loop(module: MNISTClassifier, batches: TensorBatches, steps: int, warmu
     return (steps - warmup) * batches.batch_size / (clock() - start)
 
 
-def lightning_loop(steps: int, warmup: int, out: Path, *overrides: str) -> float:
+def lightning_loop(
+    steps: int, warmup: int, out: Path, *overrides: str, extra_callbacks: tuple = ()
+) -> float:
     """Images/s of the project's Trainer (default callbacks and logger) for the same steps."""
     timer = StepTimer(warmup, last=steps - 1)
     cfg = config(
         f"paths.output_dir={out}", "trainer.max_epochs=1", f"+trainer.limit_train_batches={steps}",
         "+trainer.limit_val_batches=0", "test=false", *overrides,
     )  # fmt: skip
-    train(cfg, extra_callbacks=[timer])
+    train(cfg, extra_callbacks=[timer, *extra_callbacks])
     return (steps - warmup) * cfg.data.batch_size / (timer.end - timer.start)
+
+
+def compare_loops(
+    cfg, args: argparse.Namespace, device: torch.device, out: Path, overrides: tuple = ()
+) -> dict[str, Any]:
+    """Images/s of a bare loop and of Lightning for `cfg`, alternately and in turn first, so
+    that a drift in the machine's speed over the run weighs on both alike; medians."""
+    datamodule: MNISTDataModule = instantiate(cfg.data, loader="fast")
+    datamodule.prepare_data()
+    datamodule.setup()
+    images, labels = (t.to(device) for t in datamodule.splits["train"])
+    batches = TensorBatches(images, labels, cfg.data.batch_size, shuffle=True)
+    bare, lightning = [], []
+
+    def time_bare() -> None:
+        L.seed_everything(cfg.seed, verbose=False)
+        module = instantiate(cfg.model, _convert_="all").to(device)
+        bare.append(bare_loop(module, batches, args.steps, args.warmup))
+
+    for repeat in range(args.repeats):
+        if repeat % 2 == 0:
+            time_bare()
+        run_dir = out / f"lightning{repeat}"
+        lightning.append(lightning_loop(args.steps, args.warmup, run_dir, *overrides))
+        if repeat % 2 == 1:
+            time_bare()
+    return {
+        "steps": args.steps, "warmup": args.warmup, "batch_size": cfg.data.batch_size,
+        "bare_img_s": bare, "lightning_img_s": lightning,
+        "bare_median": statistics.median(bare), "lightning_median": statistics.median(lightning),
+        "ratio": statistics.median(lightning) / statistics.median(bare),
+    }  # fmt: skip
 
 
 def main() -> int:
@@ -159,7 +245,7 @@ def main() -> int:
 
 
 def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) -> dict[str, Any]:
-    """The three measurements; Lightning's runs write their logs under `workdir`."""
+    """The measurements; Lightning's runs write their logs under `workdir`."""
     results: dict[str, Any] = {}
 
     # 1. loaders
@@ -177,31 +263,28 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
     results["loader"] = {"tutorial_epoch_s": tutorial_s, "fast_epoch_s": fast_s,
                          "speedup": tutorial_s / fast_s, "batches": len(fast_batches)}  # fmt: skip
 
-    # 2. bare loop vs Lightning, alternately and in turn first, so that a drift in the machine's
-    # speed over the run weighs on both alike
-    bare, lightning = [], []
-
-    def time_bare() -> None:
-        L.seed_everything(cfg.seed, verbose=False)
-        module = instantiate(cfg.model, _convert_="all").to(device)
-        bare.append(bare_loop(module, fast_batches, args.steps, args.warmup))
-
-    for repeat in range(args.repeats):
-        if repeat % 2 == 0:
-            time_bare()
-        lightning.append(lightning_loop(args.steps, args.warmup, workdir / f"lightning{repeat}"))
-        if repeat % 2 == 1:
-            time_bare()
-    step_s = cfg.data.batch_size / statistics.median(bare)
-    results["throughput"] = {
-        "steps": args.steps, "warmup": args.warmup, "batch_size": cfg.data.batch_size,
-        "bare_img_s": bare, "lightning_img_s": lightning,
-        "bare_median": statistics.median(bare), "lightning_median": statistics.median(lightning),
-        "ratio": statistics.median(lightning) / statistics.median(bare),
-    }  # fmt: skip
+    # 2. bare loop vs Lightning
+    results["throughput"] = compare_loops(cfg, args, device, workdir / "default")
+    step_s = cfg.data.batch_size / results["throughput"]["bare_median"]
     results["loader"]["share_of_step"] = fast_s / len(fast_batches) / step_s
 
-    # 3. and 4. time to 99% with the fast and speedrun presets, and a bare loop's for speedrun
+    # 3. the same with a net so small that a step is all framework, in ms a step
+    tiny = compare_loops(config(*TINY_NET), args, device, workdir / "tiny", TINY_NET)
+    to_ms = 1000 * tiny["batch_size"]
+    results["framework_per_step"] = {
+        "overrides": list(TINY_NET), "bare_ms": to_ms / tiny["bare_median"],
+        "lightning_ms": to_ms / tiny["lightning_median"],
+        "added_ms": to_ms / tiny["lightning_median"] - to_ms / tiny["bare_median"],
+    }  # fmt: skip
+
+    # 4. host reads per step, over three logging intervals of the default config
+    reads = HostReads()
+    every = cfg.trainer.log_every_n_steps
+    with reads:
+        lightning_loop(3 * every + 2, 0, workdir / "reads", extra_callbacks=[reads])
+    results["host_reads"] = {"log_every_n_steps": every, **reads.summary()}
+
+    # 5. and 6. time to 99% with the fast and speedrun presets, and a bare loop's for speedrun
     for preset, overrides in (("fast", []), ("speedrun", args.speedrun_overrides)):
         timer = StepTimer(0)
         output = f"paths.output_dir={workdir / preset}"
@@ -281,6 +364,18 @@ def print_table(r: dict[str, Any]) -> None:
         "training images/s (median)", f"bare loop {tp['bare_median']:.0f}",
         f"Lightning {tp['lightning_median']:.0f}", f"{tp['ratio']:.3f}x",
         ">= 0.95x (CPU), >= 0.90x (GPU)",
+    )  # fmt: skip
+    per_step, reads = r["framework_per_step"], r["host_reads"]
+    table.add_row(
+        "Lightning's own work a step (ms; 2 convs of 4 channels, batch 8)",
+        f"bare loop {per_step['bare_ms']:.2f}", f"Lightning {per_step['lightning_ms']:.2f}",
+        f"+{per_step['added_ms']:.2f} ms", "",
+    )  # fmt: skip
+    table.add_row(
+        "host reads (GPU syncs) a training step", "",
+        f"{reads['max_between_logging_steps']} between logging steps, "
+        f"<= {reads['max_on_logging_steps']} on them (every {reads['log_every_n_steps']})",
+        "", "0 between",
     )  # fmt: skip
     table.add_row(
         "experiment=fast: fit to 99.0% test acc", "", f"{fast['fit_s']:.1f} s, "

@@ -13,7 +13,9 @@ from types import FrameType
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import Tensor
 
 from src.errors import Diverged, Interrupted
 
@@ -25,32 +27,54 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopOnDivergence(L.Callback):
-    """Stops at the first non-finite training loss, and after an epoch whose mean loss is above
-    DIVERGED_FACTOR x chance, naming the step and the likely cure. Reading the loss costs one
-    host-device sync a step on a GPU."""
+    """Stops at a non-finite training loss, and after an epoch whose mean loss is above
+    DIVERGED_FACTOR x chance, naming the step and the likely cure. The losses stay on the device
+    and are read together every `trainer.log_every_n_steps` steps (when Lightning reads the
+    logged loss anyway) and at an epoch's last batch, because a read every step would be a
+    host-device sync every step on a GPU: a loss that became NaN stops the run within that many
+    steps, before any checkpoint of its epoch, and the message names the step where it did."""
 
     def __init__(self) -> None:
+        self.unread: list[Tensor] = []  # the losses since the last read, one per step
         self.loss_sum, self.steps = 0.0, 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.unread.clear()
         self.loss_sum, self.steps = 0.0, 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
-        if everywhere(trainer, not math.isfinite(loss)):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.unread.append(loss.detach())
+        # global_step already counts this step: the steps on which the module logs its loss
+        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0 or trainer.is_last_batch:
+            self.read(trainer, pl_module)
+
+    def read(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Reads the unread losses (one device sync) and stops at a non-finite one."""
+        if not self.unread:
+            return
+        losses = torch.stack(self.unread).tolist()
+        self.unread.clear()
+        first_step = trainer.global_step - len(losses) + 1  # global_step counts this step
+        bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+        if everywhere(trainer, bad is not None):
+            where = (
+                f"became {losses[bad]} at step {first_step + bad}" if bad is not None
+                else f"became non-finite in another process by step {trainer.global_step}"
+            )  # fmt: skip
             raise Diverged(
-                f"the training loss became {loss} at step {trainer.global_step} (epoch "
-                f"{trainer.current_epoch}); {cure(pl_module)}",
+                f"the training loss {where} (epoch {trainer.current_epoch}); {cure(pl_module)}",
                 trainer.current_epoch,
             )
-        self.loss_sum, self.steps = self.loss_sum + loss, self.steps + 1
+        self.loss_sum, self.steps = self.loss_sum + sum(losses), self.steps + len(losses)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.read(trainer, pl_module)
         mean = self.loss_sum / max(self.steps, 1)
-        if mean > DIVERGED_FACTOR * CHANCE_LOSS:
+        if everywhere(trainer, mean > DIVERGED_FACTOR * CHANCE_LOSS):
             raise Diverged(
                 f"epoch {trainer.current_epoch}'s mean training loss is {mean:.4g}, more than "
                 f"{DIVERGED_FACTOR}x guessing ({CHANCE_LOSS:.3f}); {cure(pl_module)}",

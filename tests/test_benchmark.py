@@ -5,9 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
-from .conftest import ROOT
+from scripts.benchmark import HostReads
+from src.train import train
+
+from .conftest import CONF_DIR, ROOT
+from .test_train import TINY
+from .test_trust import STEPS_PER_EPOCH
 
 
 @pytest.mark.slow
@@ -37,3 +46,52 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     assert speedrun["bare"]["fit_s"] > 0 and 0.5 < speedrun["bare"]["test_acc"] <= 1
     assert saved["device"].startswith("CPU")
     assert "experiment=speedrun" in result.stdout
+
+
+def default_cfg(data_dir: Path, out: Path, *overrides: str):
+    """The default config (progress bar and TensorBoard included) on the tiny data."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(
+            config_name="train.yaml",
+            overrides=[
+                f"paths.root_dir={ROOT}", f"paths.output_dir={out}", "data.offline_dir=null",
+                f"data.data_dir={data_dir}", *TINY, *overrides,
+            ],
+        )  # fmt: skip
+
+
+def test_training_steps_read_nothing_from_the_device_between_logging_steps(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # On a GPU each read is a host-device sync; the default callbacks and logger read values
+    # only on the steps that log (here every 3rd), and the counter does see those.
+    every_3rd = ("trainer.log_every_n_steps=3", "trainer.max_epochs=2")
+    cfg = default_cfg(tiny_data_dir, tmp_path, *every_3rd)
+    reads, shown = HostReads(), {}
+
+    class ProgressBarAtEnd(L.Callback):
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            bar = trainer.progress_bar_callback
+            shown.update(bar.get_metrics(trainer, pl_module), logged=trainer.logged_metrics)
+
+    with reads:
+        train(cfg, extra_callbacks=[reads, ProgressBarAtEnd()])
+    # the progress bar still shows the loss (as last logged) and the epoch's accuracy
+    assert shown["train/loss"] == pytest.approx(float(shown["logged"]["train/loss"]))
+    assert 0 <= shown["train/acc"] <= 1
+    counted = reads.summary()
+    assert counted["steps"] == 2 * (STEPS_PER_EPOCH - 1)  # each epoch's last step is left out
+    assert counted["max_between_logging_steps"] == 0, counted["per_step"]
+    assert counted["max_on_logging_steps"] >= 2, counted["per_step"]  # the loss, the log write
+
+
+def test_the_host_read_counter_counts_reads_and_nothing_else() -> None:
+    reads = HostReads()
+    x = torch.arange(4.0)
+    with reads:
+        reads.counting = True
+        y = (x * 2).sum()  # device work: no read
+        assert reads.count == 0
+        float(y), y.item(), x.tolist(), bool(x[1] > 0), x.cpu()
+    assert reads.count == 5

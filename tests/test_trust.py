@@ -102,7 +102,9 @@ def test_a_stopped_and_resumed_run_ends_bit_identical(
     assert steps == sorted(set(steps)) and len(steps) == 4
 
 
-def test_a_non_finite_loss_stops_the_run_at_once(tiny_data_dir: Path, tmp_path: Path) -> None:
+def test_a_non_finite_loss_stops_the_run_before_its_epoch_ends(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
     cfg = tiny_cfg(
         tiny_data_dir, tmp_path, "model.batch_norm=false", "model.optimizer.lr=1e30",
         "model/scheduler=none", "trainer.max_epochs=3",
@@ -323,15 +325,38 @@ def test_a_checkpoint_cut_short_while_saving_leaves_the_last_one_whole(tmp_path:
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left
 
 
+def guard_steps(guard: StopOnDivergence, trainer: SimpleNamespace, losses: list[float]) -> None:
+    """Feeds `losses` to the guard as training steps, counting trainer.global_step as Lightning
+    does (it already counts a step when its on_train_batch_end runs)."""
+    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    for loss in losses:
+        trainer.global_step += 1
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, 0)
+
+
 def test_an_epoch_far_worse_than_guessing_has_diverged() -> None:
     guard = StopOnDivergence()
-    trainer = SimpleNamespace(global_step=7, current_epoch=3, world_size=1)
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=3, world_size=1, log_every_n_steps=2, is_last_batch=False
+    )
     module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
     guard.on_train_epoch_start(trainer, module)
-    for loss in (2.0, 40.0, 30.0):  # finite, but a mean of 24 > 10 x ln(10) = 23.03
-        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, 0)
+    guard_steps(guard, trainer, [2.0, 40.0, 30.0])  # finite, but a mean of 24 > 10 x ln(10)
     with pytest.raises(Diverged, match=r"epoch 3's mean training loss is 24, more than 10x"):
         guard.on_train_epoch_end(trainer, module)
     guard.on_train_epoch_start(trainer, module)
-    guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(22.0)}, None, 0)
+    guard_steps(guard, trainer, [22.0])
     guard.on_train_epoch_end(trainer, module)  # below the line: goes on
+
+
+def test_a_nan_is_found_when_the_losses_are_read_and_named_by_its_step() -> None:
+    # Read every 4th step only (no device sync a step), so the NaN of step 6 shows at step 8.
+    guard = StopOnDivergence()
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=0, world_size=1, log_every_n_steps=4, is_last_batch=False
+    )
+    guard_steps(guard, trainer, [2.3, 2.2, 2.0, 1.9, 1.7])
+    guard_steps(guard, trainer, [float("nan"), 1e30])  # steps 6 and 7: not read yet
+    with pytest.raises(Diverged, match=r"became nan at step 6 \(epoch 0\); lower model.opt"):
+        guard_steps(guard, trainer, [float("inf")])
+    assert trainer.global_step == 8
