@@ -5,10 +5,12 @@ import subprocess
 import sys
 from itertools import pairwise
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from src.architecture import (
@@ -24,6 +26,7 @@ from src.architecture import (
     unit_windows,
 )
 from src.errors import ConfigError
+from src.inspect import main as inspect_main
 from src.model import Net
 
 from .conftest import ROOT, TUTORIAL_CONV_PARAMS
@@ -156,16 +159,24 @@ def test_warnings() -> None:
 
 
 @pytest.fixture
-def run_inspect(tiny_data_dir: Path, tmp_path: Path):
-    """Runs `python -m src.inspect <overrides>` on small data, its pictures under tmp_path."""
+def run_inspect(tiny_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """Runs `python -m src.inspect <overrides>` on small data, its pictures under tmp_path: its
+    main, in this process (which saves the interpreter's start-up, 6 s a call here)."""
 
-    def run(*overrides: str) -> subprocess.CompletedProcess:
+    def run(*overrides: str) -> SimpleNamespace:
         local = [f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", "data.val_size=100",
                  f"paths.log_dir={tmp_path}/logs"]  # fmt: skip
-        return subprocess.run(
-            [sys.executable, "-m", "src.inspect", *local, *overrides],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        capsys.readouterr()
+        GlobalHydra.instance().clear()
+        try:
+            inspect_main([*local, *overrides])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
     return run
 
@@ -176,6 +187,17 @@ def test_inspect_prints_the_tutorial_table(run_inspect) -> None:
     for expected in ["conv7", "3x3x1024", "40x40 (conv7)", "6,379,786", "4,719,616", "158,980,608"]:
         assert expected in result.stdout
     assert "warning" not in result.stdout
+
+
+def test_inspect_runs_as_a_command(tiny_data_dir: Path, tmp_path: Path) -> None:
+    # the other inspect tests call its main in this process; this one runs the command itself
+    result = subprocess.run(
+        [sys.executable, "-m", "src.inspect", "model=tutorial", f"data.data_dir={tiny_data_dir}",
+         "data.offline_dir=null", "data.val_size=100", f"paths.log_dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "6,379,786" in result.stdout and (tmp_path / "inspect" / "pooling.png").is_file()
 
 
 def test_inspect_warns_when_the_last_layer_cannot_see_the_digit(run_inspect) -> None:

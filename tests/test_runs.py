@@ -242,7 +242,7 @@ def test_mnist_like_finds_the_ink_in_every_kind_of_image(make) -> None:
 def test_predict_agrees_with_the_net_on_digits_in_several_forms(
     trained: Path, test_digits, tmp_path: Path
 ) -> None:
-    digits = test_digits[0][:30]  # 150 images, a figure each
+    digits = test_digits[0][:12]  # 60 images in 5 forms, a figure each
     model, _ = load_run(trained)
     expected = predict(model, digits).argmax(dim=1)
     folder = tmp_path / "images"
@@ -271,7 +271,7 @@ def test_predict_agrees_with_the_net_on_digits_in_several_forms(
         total += 1
         agree += int(row["prediction"]) == int(expected[int(name[:3])])
         assert sum(float(row[f"p{d}"]) for d in range(10)) == pytest.approx(1, abs=1e-4)
-    assert total == 150 and agree / total >= 0.95, agree / total
+    assert total == 60 and agree / total >= 0.95, agree / total
     assert (out / "000_colour.jpg.png").is_file()  # one figure per image that was predicted
     assert not (out / "zz_blank.png.png").exists()
     assert "failed" in result.stdout and f"wrote {out}" in result.stdout
