@@ -277,6 +277,8 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
         "overrides": list(TINY_NET), "bare_ms": to_ms / tiny["bare_median"],
         "lightning_ms": to_ms / tiny["lightning_median"],
         "added_ms": to_ms / tiny["lightning_median"] - to_ms / tiny["bare_median"],
+        "bare_repeats_ms": [to_ms / x for x in tiny["bare_img_s"]],
+        "lightning_repeats_ms": [to_ms / x for x in tiny["lightning_img_s"]],
     }  # fmt: skip
 
     # 4. host reads per step over three logging intervals, default callbacks and logger (the
