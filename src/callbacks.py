@@ -46,7 +46,7 @@ from src.drawing import (
 )
 from src.errors import ConfigError
 from src.model import Net, mass_side
-from src.module import tally
+from src.module import logs_step_values, tally
 
 
 def check_positive_int(key: str, value: object) -> None:
@@ -179,7 +179,7 @@ class LearningRateCurve(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self.pending.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
-        if len(self.pending) >= max(trainer.log_every_n_steps, 1):
+        if logs_step_values(trainer, trainer.global_step + 1):
             self.write(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -200,9 +200,10 @@ class LearningRateCurve(L.Callback):
 class ProgressBar(RichProgressBar):
     """Lightning's RichProgressBar, without reading values from the device after every batch
     (on a GPU, a host-device sync a step): the shown metrics are gathered again only on the
-    steps that log (every `trainer.log_every_n_steps`), at an epoch's end and outside training.
-    It also shows `step_metrics`, values logged per step without prog_bar=True (Lightning would
-    read those from the device after every batch), as last logged."""
+    steps that log (every `trainer.log_every_n_steps`), at an epoch's start and end and outside
+    training. It also shows `step_metrics`, values logged per step without prog_bar=True
+    (Lightning would read those from the device after every batch), read when they are logged.
+    """
 
     def __init__(
         self,
@@ -212,17 +213,24 @@ class ProgressBar(RichProgressBar):
     ) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=leave)
         self.step_metrics = tuple(step_metrics)
+        self.step_values: dict[str, float] = {}  # as last logged
         self.shown: dict[str, Any] = {}
         self.shown_in_training = False  # gathered on a training step: still true until it logs
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        # the last epoch's train/acc is logged after this bar's epoch-end refresh
+        self.shown_in_training = False
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        every = max(trainer.log_every_n_steps, 1)
-        logging_step = trainer.global_step % every == 0 or trainer.is_last_batch
-        if trainer.training and self.shown_in_training and not logging_step:
+        logging_step = trainer.training and logs_step_values(trainer, trainer.global_step)
+        if logging_step:
+            logged = trainer.logged_metrics
+            self.step_values = {n: float(logged[n]) for n in self.step_metrics if n in logged}
+        elif trainer.training and self.shown_in_training:
             return self.shown
-        logged = trainer.logged_metrics
-        steps = {name: float(logged[name]) for name in self.step_metrics if name in logged}
-        self.shown = steps | super().get_metrics(trainer, pl_module)  # the loss first, as before
+        # epoch values are numbers already (Lightning reads them once, at the epoch's end)
+        self.shown = self.step_values | super().get_metrics(trainer, pl_module)
         self.shown_in_training = trainer.training
         return self.shown
 

@@ -18,6 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
 from src.errors import Diverged, Interrupted
+from src.module import logs_step_values
 
 CHANCE_LOSS = math.log(10)  # the cross-entropy of guessing uniformly among 10 digits
 # An epoch whose mean training loss is this many times worse than guessing has diverged, even
@@ -29,13 +30,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class StopOnDivergence(L.Callback):
     """Stops at a non-finite training loss, and after an epoch whose mean loss is above
     DIVERGED_FACTOR x chance, naming the step and the likely cure. The losses stay on the device
-    and are read together every `trainer.log_every_n_steps` steps (when Lightning reads the
-    logged loss anyway) and at an epoch's last batch, because a read every step would be a
+    and are read together on the steps that log (`logs_step_values`: every
+    `trainer.log_every_n_steps` steps, when Lightning reads the logged loss anyway) and at an
+    epoch's last batch, because a read every step would be a
     host-device sync every step on a GPU: a loss that became NaN stops the run within that many
     steps, before any checkpoint of its epoch, and the message names the step where it did."""
 
     def __init__(self) -> None:
-        self.unread: list[Tensor] = []  # the losses since the last read, one per step
+        # (global_step, loss) of each batch since the last read; global_step moves once every
+        # accumulate_grad_batches batches
+        self.unread: list[tuple[int, Tensor]] = []
+        self.read_at = -1  # the global_step of the last read
         self.loss_sum, self.steps = 0.0, 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -47,22 +52,24 @@ class StopOnDivergence(L.Callback):
         batch_idx: int,
     ) -> None:  # fmt: skip
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.unread.append(loss.detach())
-        # global_step already counts this step: the steps on which the module logs its loss
-        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0 or trainer.is_last_batch:
+        self.unread.append((trainer.global_step, loss.detach()))
+        # global_step already counts this batch's optimizer step, if it made one
+        step = trainer.global_step
+        if trainer.is_last_batch or (logs_step_values(trainer, step) and step != self.read_at):
             self.read(trainer, pl_module)
 
     def read(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Reads the unread losses (one device sync) and stops at a non-finite one."""
         if not self.unread:
             return
-        losses = torch.stack(self.unread).tolist()
+        steps = [step for step, _ in self.unread]
+        losses = torch.stack([loss for _, loss in self.unread]).tolist()
         self.unread.clear()
-        first_step = trainer.global_step - len(losses) + 1  # global_step counts this step
+        self.read_at = trainer.global_step
         bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
         if everywhere(trainer, bad is not None):
             where = (
-                f"became {losses[bad]} at step {first_step + bad}" if bad is not None
+                f"became {losses[bad]} at step {steps[bad]}" if bad is not None
                 else f"became non-finite in another process by step {trainer.global_step}"
             )  # fmt: skip
             raise Diverged(

@@ -73,6 +73,15 @@ def tally(
     return confusion, mistakes
 
 
+def logs_step_values(trainer: L.Trainer, steps_done: int) -> bool:
+    """Whether the training step after which `steps_done` optimizer steps are done logs its step
+    values: every `trainer.log_every_n_steps` steps (never when 0), and an epoch's last batch.
+    Lightning writes step values to its loggers on those steps only; the module, the progress
+    bar, the learning-rate curve and the divergence check all read or write on them."""
+    every = trainer.log_every_n_steps
+    return trainer.is_last_batch or (every > 0 and steps_done > 0 and steps_done % every == 0)
+
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -117,10 +126,10 @@ class MNISTClassifier(L.LightningModule):
         self.example_input_array = torch.zeros(1, self.net.specs[0].in_channels, side, side)
         # The epoch's training loss and accuracy are sums kept on the device, read once at the
         # epoch's end: two torchmetrics updates cost 0.17 ms a step on a 2-core CPU, which on a
-        # GPU is CPU time the loop cannot hide.
-        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
-        self.register_buffer("train_correct", torch.zeros(()), persistent=False)
-        self.train_images = 0
+        # GPU is CPU time the loop cannot hide. Plain tensors, not buffers: DDP would copy rank
+        # 0's buffers to the other ranks before every step, and a half-precision run would
+        # round them.
+        self.reset_train_sums()
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_acc_best = MaxMetric()
@@ -148,8 +157,14 @@ class MNISTClassifier(L.LightningModule):
         # Each epoch draws dropout from its own seeded stream, so that a resumed run repeats
         # exactly the epochs that the run it continues would have run.
         torch.manual_seed((self.seed * 1_000_003 + self.current_epoch) % 2**63)
-        self.train_loss_sum.zero_()
-        self.train_correct.zero_()
+        self.reset_train_sums()
+
+    def on_train_start(self) -> None:
+        self.reset_train_sums()  # on the training device, also when a run resumes mid-epoch
+
+    def reset_train_sums(self) -> None:
+        self.train_loss_sum = torch.zeros((), dtype=torch.float32, device=self.device)
+        self.train_correct = torch.zeros((), dtype=torch.int64, device=self.device)
         self.train_images = 0
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -162,17 +177,18 @@ class MNISTClassifier(L.LightningModule):
         # and on an epoch's last batch so that the run's final metrics hold its last loss. Not
         # prog_bar=True: Lightning would then read the value from the device after every batch
         # (src.callbacks.ProgressBar shows it, read once per logged value).
-        every = self.trainer.log_every_n_steps
-        if self.trainer.is_last_batch or (every and (self.global_step + 1) % every == 0):
+        if logs_step_values(self.trainer, self.global_step + 1):
             self.log("train/loss", loss)
         return loss
 
     def on_train_epoch_end(self) -> None:
         images = self.train_loss_sum.new_tensor(self.train_images)
-        totals = torch.stack((self.train_loss_sum, self.train_correct, images))
+        totals = torch.stack((self.train_loss_sum, self.train_correct.float(), images))
         loss_sum, correct, images = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        self.log("train/loss_epoch", loss_sum / images)
-        self.log("train/acc", correct / images, prog_bar=True)
+        images = images.clamp_min(1)  # an epoch with no batch (a resume at its very end)
+        # sums over all processes already: sync_dist's mean leaves them as they are
+        self.log("train/loss_epoch", loss_sum / images, sync_dist=True)
+        self.log("train/acc", correct / images, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, log_probs, y = self.step(batch)

@@ -77,16 +77,25 @@ def test_training_steps_read_nothing_from_the_device_between_logging_steps(
     cfg = default_cfg(tiny_data_dir, tmp_path, *every_3rd)
     reads, shown = HostReads(), {}
 
-    class ProgressBarAtEnd(L.Callback):
+    class ProgressBarShows(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+            if (trainer.current_epoch, batch_idx) == (1, 0):  # not a logging step
+                reads.counting = False  # this probe's own reads do not count
+                bar = trainer.progress_bar_callback
+                shown["epoch_1_start"] = bar.get_metrics(trainer, pl_module)
+                shown["acc_0"] = float(trainer.callback_metrics["train/acc"])  # epoch 0's
+                reads.counting = True
+
         def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             bar = trainer.progress_bar_callback
             shown.update(bar.get_metrics(trainer, pl_module), logged=trainer.logged_metrics)
 
     with reads:
-        train(cfg, extra_callbacks=[reads, ProgressBarAtEnd()])
-    # the progress bar still shows the loss (as last logged) and the epoch's accuracy
+        train(cfg, extra_callbacks=[reads, ProgressBarShows()])
+    # the progress bar still shows the loss (as last logged), and the accuracy of the epoch
+    # just ended from the next epoch's first step on
     assert shown["train/loss"] == pytest.approx(float(shown["logged"]["train/loss"]))
-    assert 0 <= shown["train/acc"] <= 1
+    assert shown["epoch_1_start"]["train/acc"] == pytest.approx(shown["acc_0"])
     counted = reads.summary()
     assert counted["steps"] == 2 * (STEPS_PER_EPOCH - 1)  # each epoch's last step is left out
     assert counted["max_between_logging_steps"] == 0, counted["per_step"]

@@ -360,3 +360,37 @@ def test_a_nan_is_found_when_the_losses_are_read_and_named_by_its_step() -> None
     with pytest.raises(Diverged, match=r"became nan at step 6 \(epoch 0\); lower model.opt"):
         guard_steps(guard, trainer, [float("inf")])
     assert trainer.global_step == 8
+
+
+def test_the_guard_names_the_step_under_gradient_accumulation_and_reads_once_a_step() -> None:
+    # accumulate_grad_batches=2: global_step moves every 2nd batch, and the guard reads once on
+    # each step that logs (every 2nd), not on every batch of it
+    guard = StopOnDivergence()
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=0, world_size=1, log_every_n_steps=2, is_last_batch=False
+    )
+    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    reads = []
+    guard.read = lambda t, m: reads.append(t.global_step) or StopOnDivergence.read(guard, t, m)
+    for batch, loss in enumerate([2.3, 2.2, 2.1, 2.0, 1.9, float("nan"), 5.0, 4.0]):
+        trainer.global_step = (batch + 1) // 2  # after the batch: steps done
+        try:
+            guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, batch)
+        except Diverged as stop:
+            assert batch == 7 and "became nan at step 3 (epoch 0)" in str(stop)
+            break
+    else:
+        pytest.fail("the NaN was never read")
+    assert reads == [2, 4]  # once at step 2 (batches 3 and 4), then at step 4
+
+
+def test_with_no_step_logging_the_guard_reads_at_the_epochs_last_batch_only() -> None:
+    guard = StopOnDivergence()
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=1, world_size=1, log_every_n_steps=0, is_last_batch=False
+    )
+    guard_steps(guard, trainer, [2.0, float("inf"), 2.0])
+    assert len(guard.unread) == 3  # nothing read yet: no sync on any of these steps
+    trainer.is_last_batch = True
+    with pytest.raises(Diverged, match=r"became inf at step 2 \(epoch 1\)"):
+        guard_steps(guard, trainer, [1.0])
