@@ -32,9 +32,9 @@ class StopOnDivergence(L.Callback):
     DIVERGED_FACTOR x chance, naming the step and the likely cure. The losses stay on the device
     and are read together on the steps that log (`logs_step_values`: every
     `trainer.log_every_n_steps` steps, when Lightning reads the logged loss anyway) and at an
-    epoch's last batch, because a read every step would be a
-    host-device sync every step on a GPU: a loss that became NaN stops the run within that many
-    steps, before any checkpoint of its epoch, and the message names the step where it did."""
+    epoch's last batch, because a read every step would be a host-device sync every step on a
+    GPU: a loss that became NaN stops the run within that many steps, before any checkpoint of
+    its epoch, and the message names the step where it did."""
 
     def __init__(self) -> None:
         # (global_step, loss) of each batch since the last read; global_step moves once every
