@@ -6,9 +6,10 @@
 2. training throughput (images/s) of a bare PyTorch loop against the project's Lightning
    Trainer (default callbacks and TensorBoard logger on), same net, data, optimizer, schedule
    and number of steps, timed after warm-up; medians over repeats, run alternately;
-3. Lightning's own work per training step: the same comparison with a net so small (two
-   convs of 4 channels, 8 images a batch) that the step is nearly all framework; on a GPU, where
+3. Lightning's own work per training step: the same comparison with a net so small (one conv
+   of 4 channels, one image a batch) that the step is nearly all framework; on a GPU, where
    the default net's step is CPU time spent launching kernels, this is what Lightning adds to it;
+   also as Python function calls a step, a count that does not move with the machine's speed;
 4. host reads per training step under the project's Trainer: calls that read a tensor's value
    to the host (`.item()`, `float()`, `.tolist()`, `.cpu()`, ...), each a host-device sync on a
    GPU; counted on the CPU too, so that they can be kept out without a GPU;
@@ -57,7 +58,7 @@ from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # A net so small that a training step is nearly all framework work (row 3).
-TINY_NET = ("model.channels=[4,4]", "data.batch_size=8")
+TINY_NET = ("model.channels=[4]", "data.batch_size=1")
 # Tensor methods and functions that read a value to the host: on a GPU each waits for the work
 # queued before it (a host-device sync).
 HOST_READS = frozenset({
@@ -140,6 +141,36 @@ class HostReads(TorchFunctionMode, L.Callback):
         }  # fmt: skip
 
 
+class PythonCalls(L.Callback):
+    """Counts the Python function calls this thread makes (sys.setprofile; the same on any
+    machine, unlike times) from the start of training batch `first` to that of batch `last`,
+    or, as a context manager, in its block."""
+
+    def __init__(self, first: int = 0, last: int = 0) -> None:
+        self.first, self.last, self.calls = first, last, 0
+
+    def count(self, frame, event: str, arg) -> None:  # noqa: ANN001
+        if event == "call":
+            self.calls += 1
+
+    def __enter__(self) -> PythonCalls:
+        sys.setprofile(self.count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(None)
+        self.calls -= 1  # this call's own
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if batch_idx == self.first:
+            self.__enter__()
+        elif batch_idx == self.last:
+            self.__exit__()
+
+    def per_step(self) -> float:
+        return self.calls / (self.last - self.first)
+
+
 def config(*overrides: str):
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return compose("train.yaml", overrides=list(overrides))
@@ -186,16 +217,33 @@ def lightning_loop(
     return (steps - warmup) * cfg.data.batch_size / (timer.end - timer.start)
 
 
+def train_batches(cfg, device: torch.device) -> TensorBatches:
+    """The fast path's shuffled training batches, on `device`."""
+    datamodule: MNISTDataModule = instantiate(cfg.data, loader="fast")
+    datamodule.prepare_data()
+    datamodule.setup()
+    images, labels = (t.to(device) for t in datamodule.splits["train"])
+    return TensorBatches(images, labels, cfg.data.batch_size, shuffle=True)
+
+
+def python_calls(
+    cfg, device: torch.device, steps: int, out: Path, overrides: tuple = ()
+) -> dict[str, float]:
+    """Python function calls a training step: a bare loop's and Lightning's for `cfg`."""
+    module = instantiate(cfg.model, _convert_="all").to(device)
+    with PythonCalls() as bare:
+        bare_loop(module, train_batches(cfg, device), steps, warmup=0)
+    lightning = PythonCalls(first=10, last=10 + steps)  # after the first steps' one-off work
+    lightning_loop(lightning.last + 1, 0, out, *overrides, extra_callbacks=[lightning])
+    return {"bare": bare.calls / steps, "lightning": lightning.per_step()}
+
+
 def compare_loops(
     cfg, args: argparse.Namespace, device: torch.device, out: Path, overrides: tuple = ()
 ) -> dict[str, Any]:
     """Images/s of a bare loop and of Lightning for `cfg`, alternately and in turn first, so
     that a drift in the machine's speed over the run weighs on both alike; medians."""
-    datamodule: MNISTDataModule = instantiate(cfg.data, loader="fast")
-    datamodule.prepare_data()
-    datamodule.setup()
-    images, labels = (t.to(device) for t in datamodule.splits["train"])
-    batches = TensorBatches(images, labels, cfg.data.batch_size, shuffle=True)
+    batches = train_batches(cfg, device)
     bare, lightning = [], []
 
     def time_bare() -> None:
@@ -251,11 +299,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
     results: dict[str, Any] = {}
 
     # 1. loaders
-    fast_dm: MNISTDataModule = instantiate(cfg.data, loader="fast")
-    fast_dm.prepare_data()
-    fast_dm.setup()
-    images, labels = (t.to(device) for t in fast_dm.splits["train"])
-    fast_batches = TensorBatches(images, labels, cfg.data.batch_size, shuffle=True)
+    fast_batches = train_batches(cfg, device)
     tutorial_dm: MNISTDataModule = instantiate(cfg.data, loader="torchvision")
     tutorial_dm.setup()
     fast_s = statistics.median(epoch_seconds(fast_batches) for _ in range(5))
@@ -270,8 +314,11 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
     step_s = cfg.data.batch_size / results["throughput"]["bare_median"]
     results["loader"]["share_of_step"] = fast_s / len(fast_batches) / step_s
 
-    # 3. the same with a net so small that a step is all framework, in ms a step
-    tiny = compare_loops(config(*TINY_NET), args, device, workdir / "tiny", TINY_NET)
+    # 3. the same with a net so small that a step is all framework, in ms a step, and in
+    # Python calls a step (which, unlike times, do not move with the machine's speed)
+    tiny_cfg = config(*TINY_NET)
+    tiny = compare_loops(tiny_cfg, args, device, workdir / "tiny", TINY_NET)
+    calls = python_calls(tiny_cfg, device, 100, workdir / "calls", TINY_NET)
     to_ms = 1000 * tiny["batch_size"]
     results["framework_per_step"] = {
         "overrides": list(TINY_NET), "bare_ms": to_ms / tiny["bare_median"],
@@ -279,6 +326,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
         "added_ms": to_ms / tiny["lightning_median"] - to_ms / tiny["bare_median"],
         "bare_repeats_ms": [to_ms / x for x in tiny["bare_img_s"]],
         "lightning_repeats_ms": [to_ms / x for x in tiny["lightning_img_s"]],
+        "bare_python_calls": calls["bare"], "lightning_python_calls": calls["lightning"],
     }  # fmt: skip
 
     # 4. host reads per step over three logging intervals, default callbacks and logger (the
@@ -373,9 +421,15 @@ def print_table(r: dict[str, Any]) -> None:
     )  # fmt: skip
     per_step, reads = r["framework_per_step"], r["host_reads"]
     table.add_row(
-        "Lightning's own work a step (ms; 2 convs of 4 channels, batch 8)",
+        "Lightning's own work a step (ms; 1 conv of 4 channels, batch 1)",
         f"bare loop {per_step['bare_ms']:.2f}", f"Lightning {per_step['lightning_ms']:.2f}",
         f"+{per_step['added_ms']:.2f} ms", "",
+    )  # fmt: skip
+    table.add_row(
+        "Python calls a training step (the same net)",
+        f"bare loop {per_step['bare_python_calls']:,.0f}",
+        f"Lightning {per_step['lightning_python_calls']:,.0f}",
+        f"{per_step['lightning_python_calls'] / per_step['bare_python_calls']:.1f}x", "",
     )  # fmt: skip
     table.add_row(
         "host reads (GPU syncs) a training step", "",

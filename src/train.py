@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
+from src.callbacks import skip_unused_step_hooks
 from src.checks import check_config
 from src.config import fail, hydra_error_line, instantiate, run_hydra_main
 from src.console import quiet_framework
@@ -51,6 +52,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    skip_unused_step_hooks(trainer.callbacks, model)  # with Lightning's own callbacks too
 
     with stop_on_signal:
         try:

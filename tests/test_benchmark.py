@@ -11,7 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from scripts.benchmark import HostReads
+from scripts.benchmark import HostReads, PythonCalls
+from src.callbacks import STEP_HOOKS
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT
@@ -111,3 +112,48 @@ def test_the_host_read_counter_counts_reads_and_nothing_else() -> None:
         assert reads.count == 0
         float(y), y.item(), x.tolist(), bool(x[1] > 0), x.cpu()
     assert reads.count == 5
+
+
+def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # Lightning's profiler sees every hook it calls: the unused step hooks (most of 18 callbacks
+    # x 6 hooks a step, and the module's) are skipped, the overridden ones still run each step.
+    cfg = default_cfg(tiny_data_dir, tmp_path, "+trainer.profiler=simple", "trainer.max_epochs=1")
+    seen: dict[str, object] = {"before_backward": 0}
+
+    class Probe(L.Callback):
+        def on_before_backward(self, trainer, pl_module, loss) -> None:
+            seen["before_backward"] += 1
+
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            seen["actions"] = set(trainer.profiler.recorded_durations)
+            seen["callbacks"] = list(trainer.callbacks)
+
+    probe = Probe()
+    train(cfg, extra_callbacks=[probe])
+    actions = seen["actions"]
+    assert seen["before_backward"] == STEPS_PER_EPOCH
+    assert f"[Callback]{probe.state_key}.on_before_backward" in actions
+    assert "[Callback]LearningRateCurve.on_train_batch_start" in actions
+    assert "[LightningModule]MNISTClassifier.optimizer_step" in actions  # not a batch hook
+    overridden = {
+        f"[Callback]{cb.state_key}.{hook}" for cb in seen["callbacks"] for hook in STEP_HOOKS
+        if getattr(type(cb), hook) is not getattr(L.Callback, hook)
+    }  # fmt: skip
+    step_hooks = {a for a in actions if a.split(".")[-1] in STEP_HOOKS}
+    module_hooks = {a for a in step_hooks if a.startswith("[LightningModule]")}
+    assert module_hooks == set(), module_hooks  # MNISTClassifier overrides none of them
+    called = {a for a in step_hooks if a.startswith("[Callback]")}
+    assert called == overridden, sorted(called ^ overridden)
+    assert len(seen["callbacks"]) >= 15 and len(called) < 10, sorted(called)
+
+
+def test_the_python_call_counter_counts_this_threads_calls() -> None:
+    def f() -> None:
+        pass
+
+    with PythonCalls() as counter:
+        for _ in range(5):
+            f()
+    assert counter.calls == 5
