@@ -22,12 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
-from src.callbacks import skip_unused_step_hooks
 from src.checks import check_config
 from src.config import fail, hydra_error_line, instantiate, run_hydra_main
 from src.console import quiet_framework
 from src.errors import ConfigError, Interrupted, RunStopped
 from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
+from src.overhead import skip_unused_step_hooks
 from src.runs import resume_config
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from scripts.benchmark import HostReads, PythonCalls
-from src.callbacks import STEP_HOOKS
+from src.config import instantiate
+from src.overhead import STEP_HOOKS, NoProfiler
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT
@@ -119,7 +120,7 @@ def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
 ) -> None:
     # Lightning's profiler sees every hook it calls: the unused step hooks (most of 18 callbacks
     # x 6 hooks a step, and the module's) are skipped, the overridden ones still run each step.
-    cfg = default_cfg(tiny_data_dir, tmp_path, "+trainer.profiler=simple", "trainer.max_epochs=1")
+    cfg = default_cfg(tiny_data_dir, tmp_path, "trainer.profiler=simple", "trainer.max_epochs=1")
     seen: dict[str, object] = {"before_backward": 0}
 
     class Probe(L.Callback):
@@ -157,3 +158,12 @@ def test_the_python_call_counter_counts_this_threads_calls() -> None:
         for _ in range(5):
             f()
     assert counter.calls == 5
+
+
+def test_the_default_profiler_makes_no_context_manager_per_hook_call(tmp_path: Path) -> None:
+    profiler = instantiate(default_cfg(tmp_path, tmp_path).trainer.profiler)
+    assert isinstance(profiler, NoProfiler)
+    first = profiler.profile("[Callback]LearningRateCurve.on_train_batch_start")
+    assert profiler.profile("[LightningModule]MNISTClassifier.optimizer_step") is first
+    with first, first:  # reentrant, as nested hook calls need
+        pass
