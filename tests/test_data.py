@@ -13,12 +13,14 @@ import torch
 
 from src.data import (
     BACKGROUND,
+    MD5_NOTES,
     RAW_MD5,
     MNISTDataModule,
     TensorBatches,
     affine,
     file_md5,
     random_affine,
+    raw_file_md5,
     shift,
     stage_offline_files,
 )
@@ -191,6 +193,16 @@ def test_offline_staging_checks_md5_and_lays_out_raw_files(
     stage_offline_files(offline_dir, raw)
     assert {p.name for p in raw.iterdir()} == set(RAW_MD5)
     assert all(file_md5(raw / name) == md5 for name, md5 in RAW_MD5.items())
+    # the next run hashes the files once and notes their md5s; a file written after that (the
+    # same size, other bytes) is hashed again, found corrupt and laid out anew
+    stage_offline_files(offline_dir, raw)
+    assert {p.name for p in raw.iterdir()} == {*RAW_MD5, MD5_NOTES}
+    labels = raw / "t10k-labels-idx1-ubyte"
+    whole = labels.read_bytes()
+    labels.write_bytes(whole[:-1] + bytes([(whole[-1] + 1) % 10]))
+    assert raw_file_md5(labels) != RAW_MD5[labels.name]
+    stage_offline_files(offline_dir, raw)
+    assert labels.read_bytes() == whole and raw_file_md5(labels) == RAW_MD5[labels.name]
 
 
 def test_offline_missing_file_names_the_path(tmp_path: Path) -> None:
@@ -243,7 +255,7 @@ def test_concurrent_staging_all_succeed(tmp_path: Path, offline_dir: Path, how: 
         job.join(timeout=60)
     assert [job.exitcode for job in jobs] == [0, 0, 0]
     raw = data_dir / "MNIST" / "raw"
-    assert {p.name for p in raw.iterdir()} == set(RAW_MD5)  # no *.part file left
+    assert {p.name for p in raw.iterdir()} - {MD5_NOTES} == set(RAW_MD5)  # no *.part file left
     assert all(file_md5(raw / name) == md5 for name, md5 in RAW_MD5.items())
 
 
