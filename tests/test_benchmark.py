@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from scripts.benchmark import HostReads, PythonCalls
+from src.callbacks import ProgressBar
 from src.config import instantiate
 from src.overhead import STEP_HOOKS, NoProfiler
 from src.train import train
@@ -167,3 +168,23 @@ def test_the_default_profiler_makes_no_context_manager_per_hook_call(tmp_path: P
     assert profiler.profile("[LightningModule]MNISTClassifier.optimizer_step") is first
     with first, first:  # reentrant, as nested hook calls need
         pass
+
+
+def test_the_progress_bar_stops_without_waiting_for_its_redraw_thread(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # Lightning's redraw thread sleeps 1/refresh_rate seconds between redraws (100 s here), and
+    # its stop used to wait for it: the end of every stage (fit, test) waited up to that long.
+    cfg = default_cfg(
+        tiny_data_dir, tmp_path, "callbacks.progress_bar=null", "trainer.max_epochs=1"
+    )
+    slow_bar, threads = ProgressBar(refresh_rate=0.01), []  # type: ignore[arg-type]
+
+    class Probe(L.Callback):
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            threads.append(trainer.progress_bar_callback.progress.live._refresh_thread)
+
+    train(cfg, extra_callbacks=[slow_bar, Probe()])
+    thread = threads[0]
+    assert thread is not None and thread.done.is_set()  # told to stop...
+    assert thread.is_alive()  # ...and the run went on without waiting for it to wake
