@@ -33,6 +33,7 @@ it needs MNIST in data/ or MNIST_OFFLINE_DIR set (as `make train` does).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -343,6 +344,8 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
         timer = StepTimer(0)
         output = f"paths.output_dir={workdir / preset}"
         preset_cfg = config(f"experiment={preset}", output, *overrides)
+        if preset_cfg.model.compile:  # compiled once untimed: both sides then find the compiled
+            bare_fit(preset_cfg, device, max_steps=2)  # net in the cache, as sweep jobs do
         result = train(preset_cfg, extra_callbacks=[timer])
         results[f"time_to_99_{preset}"] = {
             "preset": f"experiment={preset}", "epochs": result["epochs"],
@@ -353,9 +356,10 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
     return results
 
 
-def bare_fit(cfg, device: torch.device) -> dict[str, float]:
+def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[str, float]:
     """`cfg`'s recipe (net, compilation, data, optimizer, schedule, epochs) as a plain PyTorch
-    loop, timed from the first step to the end of a validation pass; and its test accuracy."""
+    loop, timed from the first step to the end of a validation pass; and its test accuracy.
+    `max_steps` stops it early (a warm-up that compiles the net)."""
     L.seed_everything(cfg.seed, verbose=False)
     datamodule: MNISTDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -385,17 +389,21 @@ def bare_fit(cfg, device: torch.device) -> dict[str, float]:
         return right / len(labels)
 
     start = clock()
-    for _ in range(cfg.trainer.max_epochs):
-        for batch in batches:
-            loss, _, _ = module.step(batch, hp.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if per_batch:
-                scheduler.step()
+    all_batches = itertools.chain.from_iterable(itertools.repeat(batches, cfg.trainer.max_epochs))
+    for batch in itertools.islice(all_batches, max_steps):
+        loss, _, _ = module.step(batch, hp.label_smoothing)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if per_batch:
+            scheduler.step()
     val_acc = accuracy("val")
     fit_s = clock() - start
     return {"fit_s": fit_s, "val_acc": val_acc, "test_acc": accuracy("test")}
+
+
+def epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -439,12 +447,12 @@ def print_table(r: dict[str, Any]) -> None:
     )  # fmt: skip
     table.add_row(
         "experiment=fast: fit to 99.0% test acc", "", f"{fast['fit_s']:.1f} s, "
-        f"{fast['epochs']} epochs, test acc {100 * fast['test_acc']:.2f}%", "", "<= 20 s (CPU)",
+        f"{epochs(fast['epochs'])}, test acc {100 * fast['test_acc']:.2f}%", "", "<= 20 s (CPU)",
     )  # fmt: skip
     table.add_row(
         "experiment=speedrun: fit to 99.0%",
         f"bare loop {bare['fit_s']:.2f} s, test acc {100 * bare['test_acc']:.2f}%",
-        f"{speedrun['fit_s']:.2f} s, {speedrun['epochs']} epochs, "
+        f"{speedrun['fit_s']:.2f} s, {epochs(speedrun['epochs'])}, "
         f"test acc {100 * speedrun['test_acc']:.2f}%",
         f"{speedrun['fit_s'] / bare['fit_s']:.2f}x", "<= 1.1x (CPU); <= 1.0 s (H100)",
     )  # fmt: skip
