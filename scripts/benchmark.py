@@ -149,17 +149,19 @@ class PythonCalls(L.Callback):
 
     def __init__(self, first: int = 0, last: int = 0) -> None:
         self.first, self.last, self.calls = first, last, 0
+        self.outer = None  # the profile function set before this one, if any
 
     def count(self, frame, event: str, arg) -> None:  # noqa: ANN001
         if event == "call":
             self.calls += 1
 
     def __enter__(self) -> PythonCalls:
+        self.outer = sys.getprofile()  # a profiler already running (cProfile) is put back after
         sys.setprofile(self.count)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        sys.setprofile(None)
+        sys.setprofile(self.outer if callable(self.outer) else None)
         self.calls -= 1  # this call's own
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
@@ -230,10 +232,13 @@ def train_batches(cfg, device: torch.device) -> TensorBatches:
 def python_calls(
     cfg, device: torch.device, steps: int, out: Path, overrides: tuple = ()
 ) -> dict[str, float]:
-    """Python function calls a training step: a bare loop's and Lightning's for `cfg`."""
+    """Python function calls a training step: a bare loop's (with building its optimizer and
+    schedule once) and Lightning's for `cfg`, both after 10 steps' one-off work."""
     module = instantiate(cfg.model, _convert_="all").to(device)
+    batches = train_batches(cfg, device)
+    bare_loop(module, batches, 10, warmup=0)
     with PythonCalls() as bare:
-        bare_loop(module, train_batches(cfg, device), steps, warmup=0)
+        bare_loop(module, batches, steps, warmup=0)
     lightning = PythonCalls(first=10, last=10 + steps)  # after the first steps' one-off work
     lightning_loop(lightning.last + 1, 0, out, *overrides, extra_callbacks=[lightning])
     return {"bare": bare.calls / steps, "lightning": lightning.per_step()}

@@ -28,7 +28,9 @@ def skip_unused_step_hooks(callbacks: Sequence[L.Callback], module: L.LightningM
     hooked = [(callback, L.Callback) for callback in callbacks] + [(module, L.LightningModule)]
     for instance, base in hooked:
         for name in STEP_HOOKS:
-            if getattr(type(instance), name) is getattr(base, name):
+            # the base's own empty method, bound: not a subclass's, nor one set on the instance
+            # (as LambdaCallback sets its hooks)
+            if getattr(getattr(instance, name), "__func__", None) is getattr(base, name):
                 setattr(instance, name, None)
 
 

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from scripts.benchmark import HostReads, PythonCalls
 from src.callbacks import ProgressBar
 from src.config import instantiate
-from src.overhead import STEP_HOOKS, NoProfiler
+from src.overhead import STEP_HOOKS, NoProfiler, skip_unused_step_hooks
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT
@@ -188,3 +188,15 @@ def test_the_progress_bar_stops_without_waiting_for_its_redraw_thread(
     thread = threads[0]
     assert thread is not None and thread.done.is_set()  # told to stop...
     assert thread.is_alive()  # ...and the run went on without waiting for it to wake
+
+
+def test_hooks_set_on_the_instance_are_kept() -> None:
+    # LambdaCallback sets its hooks on the instance; only the base's own empty hooks go
+    seen = []
+    by_lambda = L.pytorch.callbacks.LambdaCallback(on_train_batch_end=lambda *a: seen.append(1))
+    plain = L.Callback()
+    module = L.LightningModule()
+    skip_unused_step_hooks([by_lambda, plain], module)
+    by_lambda.on_train_batch_end()
+    assert seen == [1] and by_lambda.on_train_batch_start is None
+    assert plain.on_train_batch_end is None and module.on_before_backward is None

@@ -4,6 +4,7 @@ import fcntl
 import gzip
 import math
 import multiprocessing
+import os
 import shutil
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -342,3 +343,13 @@ def test_drop_last_gives_every_step_the_same_shapes() -> None:
     assert seen.tolist() == torch.cat([y for _, y in again]).tolist()[:8]  # the same shuffle
     with pytest.raises(ConfigError, match=r"data\.drop_last='yes': must be true or false"):
         MNISTDataModule(drop_last="yes")
+
+
+def test_md5_notes_that_cannot_be_written_are_left_out(tmp_path: Path, offline_dir: Path) -> None:
+    # as on a read-only mount, where writing and removing the partial notes file both fail
+    raw = tmp_path / "raw"
+    stage_offline_files(offline_dir, raw)
+    (raw / f"{MD5_NOTES}.{os.getpid()}.part").mkdir()
+    labels = raw / "t10k-labels-idx1-ubyte"
+    assert raw_file_md5(labels) == RAW_MD5[labels.name]
+    assert not (raw / MD5_NOTES).exists()
