@@ -63,16 +63,15 @@ def raw_file_md5(path: Path) -> str:
     try:
         notes = json.loads(notes_path.read_text())
     except (OSError, ValueError):
-        notes = {}
+        notes = None
+    notes = notes if isinstance(notes, dict) else {}  # a damaged notes file is written anew
     stat = path.stat()
     identity = [stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns]
-    note = notes.get(path.name) if isinstance(notes, dict) else None
+    note = notes.get(path.name)
     if isinstance(note, dict) and note.get("identity") == identity and note.get("md5"):
         return note["md5"]
     digest = file_md5(path)
-    notes = (notes if isinstance(notes, dict) else {}) | {
-        path.name: {"identity": identity, "md5": digest}
-    }
+    notes[path.name] = {"identity": identity, "md5": digest}
     partial = notes_path.with_name(f"{MD5_NOTES}.{os.getpid()}.part")
     try:  # a whole file or none (a folder this process cannot write to keeps no notes)
         partial.write_text(json.dumps(notes))

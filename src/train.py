@@ -133,7 +133,8 @@ def main(cfg: DictConfig) -> float | None:
                 if log_file.is_file() and log_file.stat().st_size == 0:
                     log_file.unlink()
             else:
-                remove_refused_run_dir(output_dir)
+                # Hydra's own folder: paths.output_dir may name another one
+                remove_refused_run_dir(Path(hydra_cfg.runtime.output_dir))
             fail(message)
         log.error("job failed: %s", result["error"])
         return None

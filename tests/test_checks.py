@@ -68,6 +68,8 @@ REFUSED = [
     (["callbacks.activations.max_maps=0"],
      "callbacks.activations.max_maps=0: must be an integer >= 1"),
     (["callbacks.kernels.max_shown=0"], "callbacks.kernels.max_shown=0: must be an integer >= 1"),
+    (["callbacks.architecture.receptive_field_figure=maybe"],
+     "callbacks.architecture.receptive_field_figure='maybe': must be true or false"),
     (["callbacks.kernels.every_n_epochs=0"],
      "callbacks.kernels.every_n_epochs=0: must be an integer >= 1"),
     (["callbacks.test_views.max_mistakes=0"],

@@ -175,6 +175,11 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
         ("data.val_size=60000", "data.val_size=60000"),
         ("callbacks.activations.layers=[nope]", "callbacks.activations.layers"),
         ("paths.log_dir=/proc/x", "/proc/x"),
+        # the output folder named apart from Hydra's run folder, never made
+        (
+            "callbacks.architecture.receptive_field_figure=maybe paths.output_dir=/nonexistent/run",
+            "receptive_field_figure='maybe': must be true or false",
+        ),
         # Hydra's own errors: 7 to 50 lines before
         ("experiment=nope", "experiment=nope: no such option (available: best,"),
         ("model.chanels=[8]", "model.chanels: no such key (to add one: +model.chanels=[8])"),
