@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.profilers import PassThroughProfiler
@@ -44,3 +45,17 @@ class NoProfiler(PassThroughProfiler):
 
     def profile(self, action_name: str) -> contextlib.nullcontext:
         return self.NULL
+
+
+class PlainHookName:
+    """A LightningModule mixin: Lightning records the hook it is in by setting the module's
+    `_current_fx_name` before and after every hook call, some 35 times a training step, and
+    nn.Module's __setattr__ checks each value against parameters, buffers and submodules (5
+    Python calls). A hook's name is a string, none of those, so it is set as a plain attribute.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)

@@ -190,6 +190,22 @@ def test_the_progress_bar_stops_without_waiting_for_its_redraw_thread(
     assert thread.is_alive()  # ...and the run went on without waiting for it to wake
 
 
+def test_the_module_records_its_current_hook_in_one_call(tmp_path: Path) -> None:
+    module = instantiate(default_cfg(tmp_path, tmp_path).model, _convert_="all")
+    with PythonCalls() as counter:
+        module._current_fx_name = "on_train_batch_start"  # as Lightning does around each hook
+    assert counter.calls == 1  # nn.Module.__setattr__ and its 2 isinstance checks: 3
+    assert module._current_fx_name == "on_train_batch_start"
+    # every other attribute still goes through nn.Module: parameters and submodules register
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    module.extra = torch.nn.Linear(1, 1)
+    assert "scale" in dict(module.named_parameters()) and "extra" in dict(module.named_children())
+    plain = L.LightningModule()
+    with PythonCalls() as counter:
+        plain._current_fx_name = "on_train_batch_start"
+    assert counter.calls == 3  # what the mixin saves, lest this test outlive its reason
+
+
 def test_hooks_set_on_the_instance_are_kept() -> None:
     # LambdaCallback sets its hooks on the instance; only the base's own empty hooks go
     seen = []
