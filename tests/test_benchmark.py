@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from scripts.benchmark import HostReads, PythonCalls
+from scripts.benchmark import HostReads, PythonCalls, alternately
 from src.callbacks import ProgressBar
 from src.config import instantiate
 from src.overhead import STEP_HOOKS, NoProfiler, skip_unused_step_hooks
@@ -26,7 +26,7 @@ from .test_trust import STEPS_PER_EPOCH
 def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) -> None:
     out = tmp_path / "benchmark.json"
     args = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--repeats", "1",
-            "--steps", "12", "--warmup", "2", "--out", str(out),
+            "--steps", "12", "--warmup", "2", "--fit-repeats", "1", "--out", str(out),
             # short runs of both presets, the speedrun still compiled: the rows' machinery, not
             # their targets (the README's benchmark runs hold those)
             "--fast-overrides", "trainer.max_epochs=1", "+trainer.limit_train_batches=100",
@@ -54,6 +54,8 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     # the compiled preset through Lightning and the same recipe as a bare loop
     assert speedrun["epochs"] == 1 and 0.5 < speedrun["test_acc"] <= 1
     assert speedrun["bare"]["fit_s"] > 0 and 0.5 < speedrun["bare"]["test_acc"] <= 1
+    assert len(speedrun["fit_s_repeats"]) == len(speedrun["bare"]["fit_s_repeats"]) == 1
+    assert speedrun["ratio"] == pytest.approx(speedrun["fit_s"] / speedrun["bare"]["fit_s"])
     assert saved["device"].startswith("CPU")
     assert "experiment=speedrun" in result.stdout
 
@@ -149,6 +151,12 @@ def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
     called = {a for a in step_hooks if a.startswith("[Callback]")}
     assert called == overridden, sorted(called ^ overridden)
     assert len(seen["callbacks"]) >= 15 and len(called) < 10, sorted(called)
+
+
+def test_the_two_sides_of_a_comparison_run_alternately_each_in_turn_first() -> None:
+    order = []
+    alternately(4, lambda: order.append("bare"), lambda repeat: order.append(repeat))
+    assert order == ["bare", 0, 1, "bare", "bare", 2, 3, "bare"]
 
 
 def test_the_python_call_counter_counts_this_threads_calls() -> None:
