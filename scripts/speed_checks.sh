@@ -14,7 +14,7 @@
 # (the consoles). Its exit code is the first failing step's, 0 if none failed.
 set -uo pipefail
 out="${OUT:-logs/speed_checks}"
-sweep="logs/speed_checks_speedrun"
+sweep="logs/speed_checks_speedrun/$(date +%Y-%m-%d_%H-%M-%S)"  # a new sweep each time
 mkdir -p "$out"
 failed=0
 keep_first_failure() { [ "$failed" -ne 0 ] || failed=$1; }
