@@ -283,14 +283,21 @@ def compare_loops(
     }  # fmt: skip
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse turns the error into one line, exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= 1")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=at_least_one, default=5)
+    parser.add_argument("--steps", type=at_least_one, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("logs/benchmark.json"))
     parser.add_argument(
-        "--fit-repeats", type=int, default=3, help="runs of each side of the speedrun row"
+        "--fit-repeats", type=at_least_one, default=3, help="runs of each side of the speedrun row"
     )
     parser.add_argument("--fast-overrides", nargs="*", default=[], help="for the fast row")
     parser.add_argument(

@@ -50,7 +50,7 @@ class NoProfiler(PassThroughProfiler):
 class PlainHookName:
     """A LightningModule mixin: Lightning records the hook it is in by setting the module's
     `_current_fx_name` before and after every hook call, some 35 times a training step, and
-    nn.Module's __setattr__ checks each value against parameters, buffers and submodules (5
+    nn.Module's __setattr__ checks each value against parameters, buffers and submodules (3
     Python calls). A hook's name is a string, none of those, so it is set as a plain attribute.
     """
 

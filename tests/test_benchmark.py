@@ -153,6 +153,15 @@ def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
     assert len(seen["callbacks"]) >= 15 and len(called) < 10, sorted(called)
 
 
+def test_the_benchmark_refuses_a_repeat_count_below_one(tmp_path: Path) -> None:
+    args = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--fit-repeats", "0"]
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and not (tmp_path / "logs").exists()
+    assert result.stderr.splitlines()[-1].endswith(
+        "argument --fit-repeats: '0': must be a whole number >= 1"
+    )
+
+
 def test_the_two_sides_of_a_comparison_run_alternately_each_in_turn_first() -> None:
     order = []
     alternately(4, lambda: order.append("bare"), lambda repeat: order.append(repeat))
