@@ -428,17 +428,19 @@ def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[st
     datamodule.setup()
     splits = {name: [t.to(device) for t in datamodule.splits[name]] for name in datamodule.splits}
     module: MNISTClassifier = instantiate(cfg.model, _convert_="all").to(device)
-    net, hp = module.net.train(), module.hparams
+    hp = module.train().hparams
     batches = TensorBatches(
         *splits["train"], cfg.data.batch_size, shuffle=True, seed=cfg.seed,
         drop_last=cfg.data.drop_last,
     )  # fmt: skip
     steps = len(batches) * cfg.trainer.max_epochs
-    optimizer, scheduler = build_optimization(net.parameters(), hp.optimizer, hp.scheduler, steps)
+    optimizer, scheduler = build_optimization(
+        module.parameters(), hp.optimizer, hp.scheduler, steps
+    )
     per_batch = scheduler is not None and SCHEDULER_INTERVAL[hp.scheduler["name"]] == "step"
 
     def accuracy(split: str) -> float:
-        net.eval()
+        module.eval()  # the module's forward: eval compiled or not, as model.compile_eval says
         with torch.no_grad():
             images, labels = splits[split]
             parts = zip(
@@ -446,8 +448,8 @@ def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[st
                 labels.split(cfg.data.eval_batch_size),
                 strict=True,
             )
-            right = sum(int((net(x).argmax(1) == y).sum()) for x, y in parts)
-        net.train()
+            right = sum(int((module(x).argmax(1) == y).sum()) for x, y in parts)
+        module.train()
         return right / len(labels)
 
     start = clock()

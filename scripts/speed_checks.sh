@@ -2,30 +2,66 @@
 # The speed figures of the README's "Speed" section in one command (a GPU machine is often lent
 # for minutes only). On a GPU machine without the project's packages (../shared/gpu/README.md),
 # after `bash ../shared/gpu/prepare.sh` here and sending the tree with .device/ there:
-#     bash .device/remote.sh bash scripts/speed_checks.sh
+#     bash .device/remote.sh bash scripts/speed_checks.sh [check ...]
 # and where the project is installed: bash scripts/speed_checks.sh (PYTHON=.venv/bin/python ...).
-# It runs
-#   1. experiment=speedrun over seeds 0-4 as one sweep (the first job compiles, the others find
-#      the compiled net in the cache), on the GPU where there is one;
-#   2. scripts/benchmark.py with 3 repeats of each comparison;
-# and writes into $OUT (logs/speed_checks without it): speedrun.md (the sweep's results table:
-# test accuracy and fit_time_s of each seed), speedrun.txt, benchmark.json and benchmark.txt
-# (the consoles). Its exit code is the first failing step's, 0 if none failed.
+# The checks, in the order given (without any: speedrun benchmark):
+#   speedrun    experiment=speedrun over seeds 0-4 as one sweep (the first job compiles, the
+#               others find the compiled net in the cache), on the GPU where there is one;
+#   benchmark   scripts/benchmark.py with 3 repeats of each comparison;
+#   eager-eval  the speedrun sweep with model.compile_eval=false (validation not compiled);
+#   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true).
+# Each writes into $OUT (logs/speed_checks without it) its console (<check>.txt) and, for the
+# sweeps, the results table (<check>.md: test accuracy and fit_time_s of each seed), for the
+# benchmark benchmark.json. Each check is stopped after its time limit (LIMIT_S seconds, 280
+# without it, then killed 15 s later if still running), so that a hung one leaves time to the
+# others and two fit in a 600 s device call; on a 2-core CPU give LIMIT_S=1200 (the benchmark
+# takes about 8 minutes). The exit code is the first failing check's (124: out of time), 0 if
+# none failed; an unknown check or limit is refused (exit 2) before any runs.
 set -uo pipefail
 out="$(realpath -m "${OUT:-logs/speed_checks}")"
 py="${PYTHON:-python}"
+limit="${LIMIT_S:-280}"
 cd "$(dirname "$0")/.."  # the repository root: data/ and logs/ are taken from there
-sweep="logs/speed_checks_speedrun/$(date +%Y-%m-%d_%H-%M-%S)"  # a new sweep each time
-mkdir -p "$out"
 failed=0
 keep_first_failure() { [ "$failed" -ne 0 ] || failed=$1; }
 
-"$py" -m src.train -m experiment=speedrun seed=0,1,2,3,4 hydra.sweep.dir="$sweep" \
-  >"$out/speedrun.txt" 2>&1 || keep_first_failure $?
-cp "$sweep/results.md" "$out/speedrun.md" || keep_first_failure $?
-tail -n 12 "$out/speedrun.txt"
+sweep() {  # name, then overrides beside the preset's
+  local name=$1 dir
+  dir="logs/speed_checks_$name/$(date +%Y-%m-%d_%H-%M-%S)"  # a new sweep each time
+  shift
+  timeout -k 15 "$limit" "$py" -m src.train -m experiment=speedrun seed=0,1,2,3,4 "$@" \
+    hydra.sweep.dir="$dir" >"$out/$name.txt" 2>&1 || keep_first_failure $?
+  cp "$dir/results.md" "$out/$name.md" || keep_first_failure $?
+  tail -n 12 "$out/$name.txt"
+}
 
-"$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 --out "$out/benchmark.json" 2>&1 |
-  tee "$out/benchmark.txt"
-keep_first_failure "${PIPESTATUS[0]}"
+if ! [[ "$limit" =~ ^[1-9][0-9]*$ ]]; then
+  echo "speed_checks.sh: LIMIT_S='$limit': must be a whole number of seconds >= 1" >&2
+  exit 2
+fi
+checks=("$@")
+[ $# -gt 0 ] || checks=(speedrun benchmark)
+for check in "${checks[@]}"; do  # all checked before any runs
+  case "$check" in
+    speedrun | benchmark | eager-eval | fused-adam) ;;
+    *)
+      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager-eval or fused-adam" >&2
+      exit 2
+      ;;
+  esac
+done
+
+mkdir -p "$out"
+for check in "${checks[@]}"; do
+  case "$check" in
+    speedrun) sweep speedrun ;;
+    eager-eval) sweep eager-eval model.compile_eval=false ;;
+    fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
+    benchmark)
+      timeout -k 15 "$limit" "$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 \
+        --out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.txt"
+      keep_first_failure "${PIPESTATUS[0]}"
+      ;;
+  esac
+done
 exit "$failed"

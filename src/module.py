@@ -92,7 +92,10 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
 
     `compile=True` compiles the net's forward with torch.compile (`compile_mode`, e.g.
     "reduce-overhead" for CUDA graphs on a GPU) on the CPU as on a GPU; the net's parameters
-    and checkpoints stay as they are. The first steps then pay for the compilation.
+    and checkpoints stay as they are. The first steps then pay for the compilation, and the
+    first validation step for a second one (no gradients: another graph).
+    `compile_eval=False` runs the net eagerly in eval mode instead (validation, test, the
+    callbacks' views): no second compilation, for evaluations too short to pay it back.
 
     Logs train/loss (every `trainer.log_every_n_steps` steps), train/loss_epoch, train/acc,
     val/loss, val/acc, val/acc_best, test/loss, test/acc.
@@ -105,11 +108,14 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
         label_smoothing: float = 0.0,
         compile: bool = False,
         compile_mode: str = "default",
+        compile_eval: bool = True,
         **net: Any,
     ) -> None:
         super().__init__()
         if not isinstance(compile, bool):
             raise ConfigError(f"model.compile={compile!r}: must be true or false")
+        if not isinstance(compile_eval, bool):
+            raise ConfigError(f"model.compile_eval={compile_eval!r}: must be true or false")
         if compile_mode not in COMPILE_MODES:
             raise ConfigError(
                 f"model.compile_mode={compile_mode!r}: must be one of {', '.join(COMPILE_MODES)}"
@@ -140,7 +146,10 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
         self.seed = torch.initial_seed()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        if self.training or self.hparams.compile_eval:
+            return self.net(x)
+        with torch.compiler.set_stance("force_eager"):
+            return self.net(x)
 
     def step(
         self, batch: tuple[Tensor, Tensor], label_smoothing: float = 0.0

@@ -233,3 +233,51 @@ def test_hooks_set_on_the_instance_are_kept() -> None:
     by_lambda.on_train_batch_end()
     assert seen == [1] and by_lambda.on_train_batch_start is None
     assert plain.on_train_batch_end is None and module.on_before_backward is None
+
+
+SPEED_CHECKS = ROOT / "scripts" / "speed_checks.sh"
+
+
+def fake_python(tmp_path: Path, seconds: int) -> Path:
+    """A stand-in for python that notes its arguments, then sleeps."""
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\nexec sleep {seconds}\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def test_speed_checks_stops_a_check_at_its_time_limit_and_goes_on(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python(tmp_path, 60)), "LIMIT_S": "1",
+           "OUT": str(tmp_path / "out")}  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(SPEED_CHECKS), "eager-eval", "benchmark"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 124, result.stderr  # the first failure: out of time
+    eager, benchmark = (tmp_path / "calls").read_text().splitlines()
+    assert eager.startswith("-m src.train -m experiment=speedrun seed=0,1,2,3,4")
+    assert "model.compile_eval=false" in eager.split()
+    assert benchmark.startswith("scripts/benchmark.py --repeats 3")
+    assert (tmp_path / "out" / "eager-eval.txt").exists()
+    assert (tmp_path / "out" / "benchmark.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "limit", "message"),
+    [
+        (["speedrun", "fast"], "5",
+         "check 'fast': must be speedrun, benchmark, eager-eval or fused-adam"),
+        (["speedrun"], "0", "LIMIT_S='0': must be a whole number of seconds >= 1"),
+    ],
+)  # fmt: skip
+def test_speed_checks_refuses_bad_input_before_running_anything(
+    tmp_path: Path, args: list[str], limit: str, message: str
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python(tmp_path, 0)), "LIMIT_S": limit,
+           "OUT": str(tmp_path / "out")}  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(SPEED_CHECKS), *args], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"speed_checks.sh: {message}"  # one line
+    assert not (tmp_path / "calls").exists() and not (tmp_path / "out").exists()

@@ -166,11 +166,35 @@ def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
     [
         ({"compile": "yes"}, r"model\.compile='yes': must be true or false"),
         ({"compile_mode": "fast"}, r"model\.compile_mode='fast': must be one of default"),
+        ({"compile_eval": "no"}, r"model\.compile_eval='no': must be true or false"),
     ],
 )
 def test_compile_options_are_checked(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, **options)
+
+
+@pytest.mark.parametrize("compile_eval", [True, False])
+def test_compile_eval_false_runs_eval_eagerly_training_compiled(compile_eval: bool) -> None:
+    torch._dynamo.reset()
+    graphs = torch._dynamo.utils.counters["stats"]
+    graphs.clear()  # the counters outlive reset()
+    torch.manual_seed(0)
+    module = MNISTClassifier(
+        optimizer={"name": "sgd"}, scheduler={"name": "none"}, channels=[4],
+        compile=True, compile_eval=compile_eval,
+    )  # fmt: skip
+    x = torch.randn(8, 1, 28, 28)
+    module(x).sum().backward()  # training mode: compiled
+    assert graphs["unique_graphs"] == 1
+    module.eval()
+    with torch.no_grad():
+        evaluated = module(x)
+    # without gradients eval is a second graph, compiled only with compile_eval
+    assert graphs["unique_graphs"] == (2 if compile_eval else 1)
+    with torch.no_grad():
+        torch.testing.assert_close(evaluated, module.net.forward(x), atol=1e-5, rtol=0)
+    torch._dynamo.reset()
 
 
 def test_the_class_activation_maps_mean_is_the_logit() -> None:
