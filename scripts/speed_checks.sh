@@ -9,7 +9,8 @@
 #               others find the compiled net in the cache), on the GPU where there is one;
 #   benchmark   scripts/benchmark.py with 3 repeats of each comparison;
 #   eager-eval  the speedrun sweep with model.compile_eval=false (validation not compiled);
-#   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true).
+#   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true);
+#   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed).
 # Each writes into $OUT (logs/speed_checks without it) its console (<check>.txt) and, for the
 # sweeps, the results table (<check>.md: test accuracy and fit_time_s of each seed), for the
 # benchmark benchmark.json. Each check is stopped after its time limit (LIMIT_S seconds, 280
@@ -43,9 +44,9 @@ checks=("$@")
 [ $# -gt 0 ] || checks=(speedrun benchmark)
 for check in "${checks[@]}"; do  # all checked before any runs
   case "$check" in
-    speedrun | benchmark | eager-eval | fused-adam) ;;
+    speedrun | benchmark | eager-eval | fused-adam | bf16) ;;
     *)
-      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager-eval or fused-adam" >&2
+      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager-eval, fused-adam or bf16" >&2
       exit 2
       ;;
   esac
@@ -57,6 +58,7 @@ for check in "${checks[@]}"; do
     speedrun) sweep speedrun ;;
     eager-eval) sweep eager-eval model.compile_eval=false ;;
     fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
+    bf16) sweep bf16 trainer.precision=bf16-mixed ;;
     benchmark)
       timeout -k 15 "$limit" "$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 \
         --out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.txt"
