@@ -42,6 +42,13 @@ OmegaConf.register_new_resolver(
 )
 
 
+def instantiate_entries(group: DictConfig | None) -> list[Any]:
+    """The objects of a group of named entries (callbacks, logger). An entry set to null is
+    left out, and so is one without a `_target_`: settings that a preset gives an entry the
+    chosen group does not have (`experiment=speedrun callbacks=none`)."""
+    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+
+
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, turning a refused config value into a one-line ConfigError:
     ours, an unknown argument (TypeError), a value the class refuses (ValueError; Lightning's

@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
 from src.checks import check_config
-from src.config import fail, hydra_error_line, instantiate, run_hydra_main
+from src.config import fail, hydra_error_line, instantiate, instantiate_entries, run_hydra_main
 from src.console import quiet_framework
 from src.errors import ConfigError, Interrupted, RunStopped
 from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
@@ -45,8 +45,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
     # Entries set to null on the command line (e.g. callbacks.progress_bar=null) are left out.
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = instantiate_entries(cfg.get("logger"))
+    callbacks = instantiate_entries(cfg.get("callbacks"))
     stop_on_signal = StopOnSignal()
     callbacks += [StopOnDivergence(), stop_on_signal, *extra_callbacks]
     trainer: L.Trainer = instantiate(

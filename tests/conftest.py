@@ -71,7 +71,7 @@ def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
                 f"paths.root_dir={ROOT}",
                 f"paths.output_dir={output_dir}",
                 "data.offline_dir=null",
-                "callbacks.progress_bar=null",
+                "++callbacks.progress_bar=null",  # ++: also where callbacks=none has none
                 *overrides,
             ],
         )

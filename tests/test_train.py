@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -114,6 +115,24 @@ def test_runs_without_a_logger(tiny_data_dir: Path, tmp_path: Path) -> None:
     ]
     assert "test/acc" in metrics
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_preset_runs_with_its_callbacks_and_logger_groups_off(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # experiment=speedrun sets options of callbacks that callbacks=none does not have: those
+    # settings are left out, not handed to the Trainer as callbacks
+    cfg = tiny_cfg(tiny_data_dir, tmp_path, "experiment=speedrun", "callbacks=none",
+                   "logger=none", "model.compile=false", "data.eval_batch_size=50")  # fmt: skip
+    assert "_target_" not in cfg.callbacks.last_checkpoint
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            seen["callbacks"] = trainer.callbacks
+
+    assert "test/acc" in train(cfg, extra_callbacks=[Probe()])["metrics"]
+    assert all(isinstance(callback, L.Callback) for callback in seen["callbacks"])
 
 
 def test_resume_from_checkpoint_continues_the_run(tiny_data_dir: Path, tmp_path: Path) -> None:
