@@ -14,10 +14,11 @@
 # Each writes into $OUT (logs/speed_checks without it) its console (<check>.txt) and, for the
 # sweeps, the results table (<check>.md: test accuracy and fit_time_s of each seed), for the
 # benchmark benchmark.json. Each check is stopped after its time limit (LIMIT_S seconds, 280
-# without it, then killed 15 s later if still running), so that a hung one leaves time to the
-# others and two fit in a 600 s device call; on a 2-core CPU give LIMIT_S=1200 (the benchmark
-# takes about 8 minutes). The exit code is the first failing check's (124: out of time), 0 if
-# none failed; an unknown check or limit is refused (exit 2) before any runs.
+# without it: SIGTERM, then SIGKILL 15 s later), so that a hung one leaves time to the others
+# and two fit in a 600 s device call; on a 2-core CPU give LIMIT_S=1200 (the benchmark takes
+# about 8 minutes). Ctrl+C stops the script. The exit code is the first failing check's (124,
+# or 137 after SIGKILL: out of time), 0 if none failed; an unknown check or limit is refused
+# (exit 2) before any runs.
 set -uo pipefail
 out="$(realpath -m "${OUT:-logs/speed_checks}")"
 py="${PYTHON:-python}"
@@ -25,14 +26,23 @@ limit="${LIMIT_S:-280}"
 cd "$(dirname "$0")/.."  # the repository root: data/ and logs/ are taken from there
 failed=0
 keep_first_failure() { [ "$failed" -ne 0 ] || failed=$1; }
+# --foreground: the check stays in this script's process group, so that Ctrl+C reaches it;
+# the trap then ends the script instead of going on with the next check
+trap 'exit 130' INT
+trap 'exit 143' TERM
+limited() { timeout --foreground -k 15 "$limit" "$@"; }
 
 sweep() {  # name, then overrides beside the preset's
   local name=$1 dir
-  dir="logs/speed_checks_$name/$(date +%Y-%m-%d_%H-%M-%S)"  # a new sweep each time
+  dir="logs/speed_checks_$name/$(date +%Y-%m-%d_%H-%M-%S_%N)"  # a new sweep each time
   shift
-  timeout -k 15 "$limit" "$py" -m src.train -m experiment=speedrun seed=0,1,2,3,4 "$@" \
+  limited "$py" -m src.train -m experiment=speedrun seed=0,1,2,3,4 "$@" \
     hydra.sweep.dir="$dir" >"$out/$name.txt" 2>&1 || keep_first_failure $?
-  cp "$dir/results.md" "$out/$name.md" || keep_first_failure $?
+  if [ -f "$dir/results.md" ]; then  # none when the sweep was stopped before its end
+    cp "$dir/results.md" "$out/$name.md"
+  else
+    keep_first_failure 1
+  fi
   tail -n 12 "$out/$name.txt"
 }
 
@@ -60,7 +70,7 @@ for check in "${checks[@]}"; do
     fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
     bf16) sweep bf16 trainer.precision=bf16-mixed ;;
     benchmark)
-      timeout -k 15 "$limit" "$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 \
+      limited "$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 \
         --out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.txt"
       keep_first_failure "${PIPESTATUS[0]}"
       ;;

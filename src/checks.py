@@ -326,6 +326,15 @@ def torch_error(group: str, cfg: Mapping[str, Any], choices: dict, err: Exceptio
     return ConfigError(f"model.{group} ({cfg['name']}): {message}")
 
 
+def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:
+    """Each entry of a group of named objects (callbacks, logger) is a mapping or null."""
+    for name, entry in (entries or {}).items():
+        if entry is not None and not isinstance(entry, Mapping):
+            raise ConfigError(
+                f"{group}.{name}={entry!r}: must be a _target_ with its options, or null"
+            )
+
+
 def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) -> None:
     """The callbacks of src.callbacks: options by signature, counts >= 1, and the activation
     layers (maps: the arithmetic's layers, not flatten or log_softmax) by name."""
@@ -465,6 +474,8 @@ def check_config(cfg: DictConfig) -> None:
     # the run's steps, about (trainer limits and devices aside)
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
+    for group in ("callbacks", "logger"):
+        check_entries(group, cfg.get(group))
     check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])
     folders = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
     if data.get("data_dir") != cfg.paths.data_dir:

@@ -4,6 +4,7 @@ not parse, a run folder that cannot be made) become one line and exit code 2 too
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -27,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from src.errors import ConfigError
 
 SRC_DIR = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
 def is_run_dir(folder: Any) -> bool:
@@ -42,11 +44,22 @@ OmegaConf.register_new_resolver(
 )
 
 
-def instantiate_entries(group: DictConfig | None) -> list[Any]:
-    """The objects of a group of named entries (callbacks, logger). An entry set to null is
-    left out, and so is one without a `_target_`: settings that a preset gives an entry the
-    chosen group does not have (`experiment=speedrun callbacks=none`)."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+def instantiate_entries(cfg: DictConfig, group: str) -> list[Any]:
+    """The objects of `cfg`'s group of named entries (callbacks, logger). An entry set to null
+    is left out, and so, with a warning, is one without a `_target_`: settings that a preset
+    gives an entry the chosen group does not have (`experiment=speedrun callbacks=none`)."""
+    objects = []
+    for name, entry in (cfg.get(group) or {}).items():
+        if entry is None:
+            continue
+        if "_target_" not in entry:  # a mapping: src.checks.check_entries
+            log.warning(
+                "%s.%s has no _target_ (the %s group chosen has no such entry): its settings "
+                "%s are left out", group, name, group, OmegaConf.to_container(entry, resolve=True),
+            )  # fmt: skip
+            continue
+        objects.append(instantiate(entry))
+    return objects
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:

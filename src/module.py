@@ -94,8 +94,9 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
     "reduce-overhead" for CUDA graphs on a GPU) on the CPU as on a GPU; the net's parameters
     and checkpoints stay as they are. The first steps then pay for the compilation, and the
     first validation step for a second one (no gradients: another graph).
-    `compile_eval=False` runs the net eagerly in eval mode instead (validation, test, the
-    callbacks' views): no second compilation, for evaluations too short to pay it back.
+    `compile_eval=False` runs the module's forward eagerly in eval mode instead (validation,
+    test, the shift-invariance check): no second compilation, for evaluations too short to pay
+    it back. The other views call the net's own forward, never compiled.
 
     Logs train/loss (every `trainer.log_every_n_steps` steps), train/loss_epoch, train/acc,
     val/loss, val/acc, val/acc_best, test/loss, test/acc.
@@ -126,6 +127,7 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
             raise ConfigError(f"model.label_smoothing={label_smoothing}: must be in [0, 1)")
         self.save_hyperparameters()
         self.net = Net(**net)
+        self.eval_eagerly = compile and not compile_eval
         if compile:  # in place: the state dict keeps its keys (no _orig_mod. prefix)
             self.net.compile(mode=compile_mode)
         # Lets the model summary show each layer's input and output sizes and its FLOPs.
@@ -146,7 +148,7 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
         self.seed = torch.initial_seed()
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training or self.hparams.compile_eval:
+        if self.training or not self.eval_eagerly:
             return self.net(x)
         with torch.compiler.set_stance("force_eager"):
             return self.net(x)

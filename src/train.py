@@ -45,8 +45,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
     # Entries set to null on the command line (e.g. callbacks.progress_bar=null) are left out.
-    loggers = instantiate_entries(cfg.get("logger"))
-    callbacks = instantiate_entries(cfg.get("callbacks"))
+    loggers = instantiate_entries(cfg, "logger")
+    callbacks = instantiate_entries(cfg, "callbacks")
     stop_on_signal = StopOnSignal()
     callbacks += [StopOnDivergence(), stop_on_signal, *extra_callbacks]
     trainer: L.Trainer = instantiate(

@@ -250,11 +250,11 @@ def test_speed_checks_stops_a_check_at_its_time_limit_and_goes_on(tmp_path: Path
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python(tmp_path, 60)), "LIMIT_S": "1",
            "OUT": str(tmp_path / "out")}  # fmt: skip
     result = subprocess.run(
-        ["bash", str(SPEED_CHECKS), "eager-eval", "benchmark"],
+        ["bash", str(SPEED_CHECKS), "benchmark", "eager-eval"],
         env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert result.returncode == 124, result.stderr  # the first failure: out of time
-    eager, benchmark = (tmp_path / "calls").read_text().splitlines()
+    assert result.returncode == 124, result.stderr  # the first failure: out of time, not tee's 0
+    benchmark, eager = (tmp_path / "calls").read_text().splitlines()
     assert eager.startswith("-m src.train -m experiment=speedrun seed=0,1,2,3,4")
     assert "model.compile_eval=false" in eager.split()
     assert benchmark.startswith("scripts/benchmark.py --repeats 3")

@@ -33,6 +33,8 @@ REFUSED = [
     (["model.batch_norm=no"], "model.batch_norm='no': must be true or false"),
     (["model.final_relu=off"], "model.final_relu='off': must be true or false"),
     (["model.compile=yes"], "model.compile='yes': must be true or false"),
+    (["+callbacks.foo=bar"], "callbacks.foo='bar': must be a _target_ with its options, or null"),
+    (["+logger.foo=1"], "logger.foo=1: must be a _target_ with its options, or null"),
     (["model.channels=[16,x]"], "model.channels=[16, 'x']: must be a list of integers"),
     (["+model.foo=1"], "model.foo: not an option (options: optimizer, scheduler,"),
     (["data.batch_size=1.5"], "data.batch_size=1.5: must be an integer"),

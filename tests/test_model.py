@@ -194,6 +194,9 @@ def test_compile_eval_false_runs_eval_eagerly_training_compiled(compile_eval: bo
     assert graphs["unique_graphs"] == (2 if compile_eval else 1)
     with torch.no_grad():
         torch.testing.assert_close(evaluated, module.net.forward(x), atol=1e-5, rtol=0)
+    module.train()
+    module(x).sum().backward()  # training again: the first graph, not a new one
+    assert graphs["unique_graphs"] == (2 if compile_eval else 1)
     torch._dynamo.reset()
 
 

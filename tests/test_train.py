@@ -117,11 +117,11 @@ def test_runs_without_a_logger(tiny_data_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "tensorboard").exists()
 
 
-def test_a_preset_runs_with_its_callbacks_and_logger_groups_off(
-    tiny_data_dir: Path, tmp_path: Path
+def test_a_preset_runs_with_callbacks_none(
+    tiny_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # experiment=speedrun sets options of callbacks that callbacks=none does not have: those
-    # settings are left out, not handed to the Trainer as callbacks
+    # settings are left out with a warning, not handed to the Trainer as callbacks
     cfg = tiny_cfg(tiny_data_dir, tmp_path, "experiment=speedrun", "callbacks=none",
                    "logger=none", "model.compile=false", "data.eval_batch_size=50")  # fmt: skip
     assert "_target_" not in cfg.callbacks.last_checkpoint
@@ -133,6 +133,12 @@ def test_a_preset_runs_with_its_callbacks_and_logger_groups_off(
 
     assert "test/acc" in train(cfg, extra_callbacks=[Probe()])["metrics"]
     assert all(isinstance(callback, L.Callback) for callback in seen["callbacks"])
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        "callbacks.last_checkpoint has no _target_ (the callbacks group chosen has no such "
+        "entry): its settings {'every_n_epochs': 1} are left out" in warned
+    )
+    assert any(message.startswith("callbacks.architecture has no _target_") for message in warned)
 
 
 def test_resume_from_checkpoint_continues_the_run(tiny_data_dir: Path, tmp_path: Path) -> None:
