@@ -21,6 +21,7 @@ PRESETS = [
     *([f"experiment={name}"] for name in
       ("best", "channels_sweep", "fast", "micro", "pooling_study", "speedrun", "tiny", "tutorial")),
     ["model=tutorial"],
+    ["model=tutorial", "model.compile=true", "model.dropout=0.1"],  # the default's other options
     ["trainer=cpu"],
     *([f"debug={name}"] for name in ("fdr", "limit", "overfit")),
     ["model/optimizer=adam", "model/scheduler=step"],
