@@ -21,7 +21,7 @@
 # (exit 2) before any runs.
 set -uo pipefail
 out="$(realpath -m "${OUT:-logs/speed_checks}")"
-py="${PYTHON:-python}"
+py="${PYTHON:-$(command -v python || command -v python3)}"  # python3 where python is missing
 limit="${LIMIT_S:-280}"
 cd "$(dirname "$0")/.."  # the repository root: data/ and logs/ are taken from there
 failed=0
