@@ -63,8 +63,9 @@ def raw_file_md5(path: Path) -> str:
     try:
         notes = json.loads(notes_path.read_text())
     except (OSError, ValueError):
-        notes = None
-    notes = notes if isinstance(notes, dict) else {}  # a damaged notes file is written anew
+        notes = {}
+    if not isinstance(notes, dict):  # a damaged notes file is written anew
+        notes = {}
     stat = path.stat()
     identity = [stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns]
     note = notes.get(path.name)

@@ -23,8 +23,8 @@ def skip_unused_step_hooks(callbacks: Sequence[L.Callback], module: L.LightningM
     not override. Lightning calls every one at every step, each inside its profiler's context
     manager and with the module's `_current_fx_name` set and reset: 18 callbacks and the module,
     6 hooks each, half of Lightning's Python calls a step; on a GPU that is host time the step
-    waits for. Lightning skips a hook that is not
-    callable, so each unused one is set to None on the instance (the class keeps its methods).
+    waits for. Lightning skips a hook that is not callable, so each unused one is set to None
+    on the instance (the class keeps its methods).
     """
     hooked = [(callback, L.Callback) for callback in callbacks] + [(module, L.LightningModule)]
     for instance, base in hooked:

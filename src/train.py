@@ -44,7 +44,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model: L.LightningModule = instantiate(cfg.model, _convert_="all")
-    # Entries set to null on the command line (e.g. callbacks.progress_bar=null) are left out.
+    # Entries set to null (e.g. callbacks.progress_bar=null) or without a _target_ are left out.
     loggers = instantiate_entries(cfg, "logger")
     callbacks = instantiate_entries(cfg, "callbacks")
     stop_on_signal = StopOnSignal()
