@@ -11,7 +11,7 @@ import os
 import secrets
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -211,17 +211,20 @@ def shift(images: Tensor, right: int, down: int) -> Tensor:
     return affine(images, torch.zeros(n, device=images.device), moves)
 
 
-def random_affine(
-    images: Tensor, rotation: float, translate: float, generator: torch.Generator
-) -> Tensor:
-    """torchvision's RandomAffine(rotation, translate=(translate, translate)) for a whole batch
-    at once: angles uniform in [-rotation, rotation] degrees, shifts uniform up to `translate`
-    of the image's size."""
-    n, _, height, width = images.shape
-    angles = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
-    shifts = (torch.rand(n, 2, generator=generator) * 2 - 1) * translate
-    shifts = shifts * torch.tensor([width, height])
-    return affine(images, angles.to(images.device), shifts.to(images.device))
+def random_moves(
+    batch_sizes: Sequence[int], rotation: float, translate: float, side: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """torchvision's RandomAffine(rotation, translate=(translate, translate)) drawn for several
+    batches of square images at once, on the CPU: the angles (radians, uniform in [-rotation,
+    rotation] degrees) and shifts ((right, down) pixels, uniform up to `translate` of `side`) of
+    all their images, drawn batch by batch, so that the draws do not depend on how many batches
+    are drawn together."""
+    angles, shifts = [], []
+    for n in batch_sizes:
+        angles.append((torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation))
+        shifts.append((torch.rand(n, 2, generator=generator) * 2 - 1) * translate * side)
+    return torch.cat(angles), torch.cat(shifts)
 
 
 def pass_generator(seed: int, this_pass: int) -> torch.Generator:
@@ -250,10 +253,11 @@ class TensorBatches:
     Shuffled afresh on each pass (seeded by the pass number, counted from `first_pass`, so runs
     repeat and a resumed run goes on where it stopped). With several processes each rank takes
     every world_size-th example of the same order, so ranks see equal, disjoint shares. With
-    `rotation` (degrees) or `translate` (fraction of the size), each batch is augmented by
-    `random_affine`, on the batch's device, from the same seeded generator, in the first
-    `augment_passes` passes (None: all). `drop_last` leaves out a last, shorter batch, so that
-    every step has the same shapes (what compiled steps and CUDA graphs want).
+    `rotation` (degrees) or `translate` (fraction of the size), each batch is turned and
+    shifted at random (`random_moves`, drawn from the same seeded generator for the whole pass)
+    by `affine` on the batch's device, in the first `augment_passes` passes (None: all).
+    `drop_last` leaves out a last, shorter batch, so that every step has the same shapes (what
+    compiled steps and CUDA graphs want).
     """
 
     def __init__(
@@ -291,15 +295,23 @@ class TensorBatches:
         order = order[: share * self.world_size][self.rank :: self.world_size]
         if self.drop_last:
             order = order[: len(self) * self.batch_size]
-        order = order.to(self.images.device)
+        device = self.images.device
+        batches = order.to(device).split(self.batch_size)
         augment = (self.rotation > 0 or self.translate > 0) and (
             self.augment_passes is None or this_pass < self.augment_passes
         )
-        for batch in order.split(self.batch_size):
-            images = self.images[batch]
-            if augment:
-                images = random_affine(images, self.rotation, self.translate, generator)
-            yield images, self.labels[batch]
+        if not augment:
+            yield from ((self.images[batch], self.labels[batch]) for batch in batches)
+            return
+        # The pass's turns and shifts go to the device in one copy: a copy from the host to a
+        # GPU waits for the GPU's queued work, and one per batch would do so every step.
+        moves = random_moves(
+            [len(batch) for batch in batches], self.rotation, self.translate,
+            self.images.shape[-1], generator,
+        )  # fmt: skip
+        angles, shifts = (move.to(device).split(self.batch_size) for move in moves)
+        for batch, angle, shift in zip(batches, angles, shifts, strict=True):
+            yield affine(self.images[batch], angle, shift), self.labels[batch]
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -307,7 +319,7 @@ class MNISTDataModule(L.LightningDataModule):
     (chosen by a seeded permutation) validate, the 10k test images test.
 
     loader: "fast" holds each split as one tensor on the training device, takes batches by index
-    and augments whole batches (`random_affine`); "torchvision" is the tutorial's dataset +
+    and augments whole batches (`TensorBatches`); "torchvision" is the tutorial's dataset +
     per-sample transforms (RandomAffine when augmenting) + DataLoader. Augmentation (`rotation`
     degrees, `translate` fraction of the size) applies to training batches only, and on the fast
     path to the first `augment_epochs` epochs only (None: all). `drop_last` drops each training

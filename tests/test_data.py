@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from src.data import (
     BACKGROUND,
@@ -20,7 +21,7 @@ from src.data import (
     TensorBatches,
     affine,
     file_md5,
-    random_affine,
+    random_moves,
     raw_file_md5,
     shift,
     stage_offline_files,
@@ -71,19 +72,58 @@ def test_shift_moves_a_hand_made_image_by_exactly_k_pixels(right: int, down: int
     assert moved[0, 0, 10 + down, 12 + right].item() == pytest.approx(2.5, abs=1e-5)
 
 
-def test_random_affine_moves_digits_but_keeps_blank_background() -> None:
+def test_random_moves_turn_digits_but_keep_blank_background() -> None:
     generator = torch.Generator().manual_seed(0)
     blank = torch.full((4, 1, 28, 28), BACKGROUND)
-    assert torch.allclose(random_affine(blank, 15.0, 0.1, generator), blank)
+    assert torch.allclose(affine(blank, *random_moves([4], 15.0, 0.1, 28, generator)), blank)
     digits = torch.full((4, 1, 28, 28), BACKGROUND)
     digits[:, :, 8:20, 12:16] = 2.8  # a bar, white after normalize()
-    moved = random_affine(digits, 15.0, 0.1, generator)
+    angles, shifts = random_moves([4], 15.0, 0.1, 28, generator)
+    assert angles.abs().max() <= math.radians(15) and shifts.abs().max() <= 2.8
+    moved = affine(digits, angles, shifts)
     assert moved.shape == digits.shape
     changed = (moved - digits).abs().flatten(1).amax(dim=1)
     assert (changed > 0.5).all()  # every image moved, each its own way
     assert len({tuple(m.flatten().tolist()) for m in moved}) == 4
     ink = (digits - BACKGROUND).sum(dim=(1, 2, 3))
     assert torch.allclose((moved - BACKGROUND).sum(dim=(1, 2, 3)), ink, rtol=0.05)
+
+
+def test_random_moves_of_a_pass_are_those_of_its_batches_drawn_in_turn() -> None:
+    together = random_moves([3, 5], 10.0, 0.1, 28, torch.Generator().manual_seed(4))
+    generator = torch.Generator().manual_seed(4)
+    in_turn = [random_moves([n], 10.0, 0.1, 28, generator) for n in (3, 5)]
+    for drawn_together, drawn_in_turn in zip(together, zip(*in_turn, strict=True), strict=True):
+        assert torch.equal(drawn_together, torch.cat(drawn_in_turn))
+
+
+class HostToDeviceCopies(TorchFunctionMode):
+    """Counts the calls that make a tensor on a device other than the CPU from host data: on a
+    GPU each such copy waits for the work queued there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.copies = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+        from_host = any(a.device.type == "cpu" for a in inputs) or func is torch.tensor
+        if isinstance(out, torch.Tensor) and out.device.type != "cpu" and from_host:
+            self.copies += 1
+        return out
+
+
+@pytest.mark.parametrize("batches", [3, 6])
+def test_augmented_batches_copy_from_the_host_once_a_pass(batches: int) -> None:
+    # the meta device stands in for a GPU: tensors there have shapes but no values
+    images = torch.zeros(4 * batches, 1, 28, 28, device="meta")
+    labels = torch.zeros(4 * batches, dtype=torch.long, device="meta")
+    augmented = TensorBatches(images, labels, 4, shuffle=True, rotation=10.0, translate=0.1)
+    with HostToDeviceCopies() as counter:
+        seen = [(x.shape, x.device.type) for x, _ in augmented]
+    assert seen == [((4, 1, 28, 28), "meta")] * batches
+    assert counter.copies == 3  # the shuffled order, the angles and the shifts, once each
 
 
 @pytest.mark.parametrize("loader", ["fast", "torchvision"])
