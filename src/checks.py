@@ -285,8 +285,8 @@ def check_optimization(
     optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
 ) -> None:
     """Optimizer and scheduler options: name, types (from the torch class's defaults), ranges;
-    then both built on a dummy parameter so that torch's own checks apply too. `total_steps`
-    is about the run's: OneCycle divides by zero when pct_start x total_steps is 1."""
+    then both built on a dummy parameter so that torch's own checks apply too, the schedule
+    over `total_steps` (about the run's)."""
     groups = (("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS))
     for group, cfg, choices in groups:
         name, options = split_name(cfg, group, choices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,7 +58,20 @@ def build_optimization(
     if name == "onecycle":
         options.setdefault("max_lr", optimizer.defaults["lr"])
         options["total_steps"] = total_steps
+        if "pct_start" in options:  # torch's default, 0.3, never makes a one-step warm-up
+            options["pct_start"] = nonzero_warm_up(options["pct_start"], total_steps)
     return optimizer, SCHEDULERS[name](optimizer, **options)
+
+
+def nonzero_warm_up(pct_start: float, total_steps: int) -> float:
+    """OneCycle's `pct_start`, moved up by the least a float can move where its warm-up would
+    end at the step where it starts (pct_start x total_steps = 1, e.g. 0.2 of 5 steps, as a
+    short run with trainer.limit_train_batches makes): torch divides by each phase's length
+    and fails there (pytorch/pytorch#180187). The warm-up is then the first step alone, at
+    the lowest lr, as in any longer schedule, and the rest anneals from the peak."""
+    while pct_start < 1 and pct_start * total_steps - 1 == 0:
+        pct_start = math.nextafter(pct_start, 1.0)
+    return pct_start
 
 
 def tally(

@@ -10,7 +10,7 @@ from src.architecture import analyze, plan_layers, unit_windows
 from src.config import instantiate
 from src.errors import ConfigError
 from src.model import Net, mass_side
-from src.module import MNISTClassifier
+from src.module import MNISTClassifier, build_optimization
 from src.train import train
 
 from .conftest import TUTORIAL_CONV_PARAMS, compose_train
@@ -234,3 +234,23 @@ def test_mass_side_is_the_smallest_centred_square_holding_90_percent() -> None:
     gradient[13, 16] = 2.0  # 2 more, two columns right of the 3x3: 9/11 < 90% until side 7
     assert mass_side(gradient, (13, 13)) == 7
     assert mass_side(torch.zeros(28, 28), (13, 13)) == 0
+
+
+@pytest.mark.parametrize(("steps", "pct_start"), [(5, 0.2), (10, 0.1), (7, 1 / 7)])
+def test_one_cycle_with_a_warm_up_of_one_step_runs_its_schedule(
+    steps: int, pct_start: float
+) -> None:
+    # pct_start x steps = 1: torch's OneCycleLR alone divides by zero (its warm-up would end at
+    # the step where it starts)
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer, scheduler = build_optimization(
+        [weight], {"name": "sgd", "lr": 0.1}, {"name": "onecycle", "pct_start": pct_start}, steps
+    )
+    lrs = [optimizer.param_groups[0]["lr"]]
+    for _ in range(steps - 1):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.1 / 25)  # the lowest lr (max_lr / div_factor), then down
+    assert lrs[1:] == sorted(lrs[1:], reverse=True) and lrs[1] > 0.5 * 0.1  # from the peak
+    assert lrs[-1] == pytest.approx(0.1 / 25 / 1e4)

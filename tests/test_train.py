@@ -39,6 +39,17 @@ def test_fast_dev_run_through_the_hydra_config(tiny_data_dir: Path, tmp_path: Pa
     assert 0.0 <= metrics["test/acc"] <= 1.0
 
 
+def test_a_short_run_whose_one_cycle_warm_up_is_one_step(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # 0.2 of 5 steps: torch's OneCycleLR alone divides by zero at the first step
+    overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "test=false"]
+    result = train(tiny_cfg(tiny_data_dir, tmp_path, "model.scheduler.pct_start=0.2", *overrides))
+    assert result["epochs"] == 1
+    lrs = [event.value for event in read_events(tmp_path).Scalars("train/lr")]
+    assert len(lrs) == 5 and lrs[0] < lrs[1] and lrs[1:] == sorted(lrs[1:], reverse=True)
+
+
 def test_channels_override_runs_and_reports_the_net_size(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
