@@ -12,7 +12,8 @@
    also as Python function calls a step, a count that does not move with the machine's speed;
 4. host reads per training step under the project's Trainer: calls that read a tensor's value
    to the host (`.item()`, `float()`, `.tolist()`, `.cpu()`, ...), each a host-device sync on a
-   GPU; counted on the CPU too, so that they can be kept out without a GPU;
+   GPU; counted on the CPU too, so that they can be kept out without a GPU; on a GPU also every
+   synchronizing CUDA call, copies from the host included (torch's sync debug mode);
 5. wall clock from the start of fit to the end of fit for `experiment=fast`, and the test
    accuracy it reaches;
 6. the same for `experiment=speedrun` (compiled net, large batches, nothing but training in the
@@ -41,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,8 @@ HOST_READS = frozenset({
     "item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__",
     "__format__", "nonzero", "equal", "allclose", "unique", "bincount", "masked_select",
 })  # fmt: skip
+# What torch.cuda.set_sync_debug_mode("warn") warns at each call that waits for the GPU.
+SYNC_WARNING = "called a synchronizing CUDA operation"
 
 
 def clock() -> float:
@@ -110,13 +114,33 @@ class StepTimer(L.Callback):
 class HostReads(TorchFunctionMode, L.Callback):
     """Counts the host reads (HOST_READS) of each training step, from one batch's start to the
     next one's (so the step's logging and scheduler work count too): `per_step` has one count
-    per step but each epoch's last, whose span would hold the validation."""
+    per step but each epoch's last, whose span would hold the validation. With `cuda_syncs` (on
+    a GPU) it also counts, in `syncs_per_step`, the calls that torch's sync debug mode reports
+    as waiting for the GPU: host reads, and copies from the host, which no name here shows."""
 
-    def __init__(self) -> None:
+    def __init__(self, cuda_syncs: bool = False) -> None:
         super().__init__()
         self.count, self.counting = 0, False
         self.per_step: list[int] = []
         self.logging_steps: list[bool] = []
+        self.cuda_syncs = cuda_syncs
+        self.warned: list[warnings.WarningMessage] = []
+        self.warned_before_step = 0
+        self.syncs_per_step: list[int] = []
+
+    def __enter__(self) -> HostReads:
+        if self.cuda_syncs:
+            self.catching = warnings.catch_warnings(record=True)
+            self.warned = self.catching.__enter__()
+            warnings.simplefilter("always")  # every sync, not each place's first
+            torch.cuda.set_sync_debug_mode("warn")
+        return super().__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.cuda_syncs:
+            torch.cuda.set_sync_debug_mode("default")
+            self.catching.__exit__(*exc_info)
+        super().__exit__(*exc_info)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         if self.counting and getattr(func, "__name__", "") in HOST_READS:
@@ -126,6 +150,10 @@ class HostReads(TorchFunctionMode, L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.counting:
             self.per_step.append(self.count)
+            if self.cuda_syncs:
+                step = self.warned[self.warned_before_step :]
+                self.syncs_per_step.append(sum(SYNC_WARNING in str(w.message) for w in step))
+        self.warned_before_step = len(self.warned)
         every = max(trainer.log_every_n_steps, 1)
         self.logging_steps.append((trainer.global_step + 1) % every == 0)
         self.count, self.counting = 0, True
@@ -135,13 +163,19 @@ class HostReads(TorchFunctionMode, L.Callback):
         self.logging_steps.pop()  # the last step's span went on into validation
 
     def summary(self) -> dict[str, Any]:
-        logging = [n for n, logs in zip(self.per_step, self.logging_steps, strict=True) if logs]
-        others = [n for n, logs in zip(self.per_step, self.logging_steps, strict=True) if not logs]
+        counted = {"steps": len(self.per_step), **self.maxima(self.per_step)}
+        if self.cuda_syncs:
+            counted["cuda_syncs"] = self.maxima(self.syncs_per_step)
+        return counted
+
+    def maxima(self, per_step: list[int]) -> dict[str, Any]:
+        """The counts of each step, and their largest on the steps that log and between."""
+        flagged = list(zip(per_step, self.logging_steps, strict=True))
         return {
-            "steps": len(self.per_step), "per_step": self.per_step,
-            "max_between_logging_steps": max(others, default=0),
-            "max_on_logging_steps": max(logging, default=0),
-        }  # fmt: skip
+            "per_step": per_step,
+            "max_between_logging_steps": max((n for n, logs in flagged if not logs), default=0),
+            "max_on_logging_steps": max((n for n, logs in flagged if logs), default=0),
+        }
 
 
 class PythonCalls(L.Callback):
@@ -358,7 +392,7 @@ def measure(cfg, args: argparse.Namespace, device: torch.device, workdir: Path) 
 
     # 4. host reads per step over three logging intervals, default callbacks and logger (the
     # tiny net: the framework's reads do not depend on the net)
-    reads = HostReads()
+    reads = HostReads(cuda_syncs=device.type == "cuda")
     every = cfg.trainer.log_every_n_steps
     with reads:
         lightning_loop(3 * every + 2, 0, workdir / "reads", *TINY_NET, extra_callbacks=[reads])
@@ -509,6 +543,13 @@ def print_table(r: dict[str, Any]) -> None:
         f"<= {reads['max_on_logging_steps']} on them (every {reads['log_every_n_steps']})",
         "", "0 between",
     )  # fmt: skip
+    if "cuda_syncs" in reads:
+        syncs = reads["cuda_syncs"]
+        table.add_row(
+            "CUDA syncs a training step (sync debug mode)", "",
+            f"{syncs['max_between_logging_steps']} between logging steps, "
+            f"<= {syncs['max_on_logging_steps']} on them", "", "0 between",
+        )  # fmt: skip
     table.add_row(
         "experiment=fast: fit to 99.0% test acc", "", f"{fast['fit_s']:.1f} s, "
         f"{epochs(fast['epochs'])}, test acc {100 * fast['test_acc']:.2f}%", "", "<= 20 s (CPU)",

@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -11,7 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from scripts.benchmark import HostReads, PythonCalls, alternately
+from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately
 from src.callbacks import ProgressBar
 from src.config import instantiate
 from src.overhead import STEP_HOOKS, NoProfiler, skip_unused_step_hooks
@@ -116,6 +118,31 @@ def test_the_host_read_counter_counts_reads_and_nothing_else() -> None:
         assert reads.count == 0
         float(y), y.item(), x.tolist(), bool(x[1] > 0), x.cpu()
     assert reads.count == 5
+
+
+def test_on_a_gpu_the_counter_counts_each_steps_cuda_syncs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No GPU here: torch's sync debug mode is stood in for by its warnings, raised by hand.
+    modes = []
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    reads = HostReads(cuda_syncs=True)
+    trainer = SimpleNamespace(log_every_n_steps=2, global_step=0)
+    with reads:
+        warnings.warn(SYNC_WARNING, stacklevel=1)  # before the first step: not counted
+        for step, syncs in enumerate([0, 2, 0, 1]):
+            trainer.global_step = step
+            reads.on_train_batch_start(trainer, None, None, step)
+            for _ in range(syncs):
+                warnings.warn(SYNC_WARNING, stacklevel=1)
+            warnings.warn("another warning", stacklevel=1)  # not a sync
+        reads.on_train_epoch_end(trainer, None)  # the last step's span is left out
+    assert modes == ["warn", "default"]
+    counted = reads.summary()["cuda_syncs"]
+    assert counted["per_step"] == [0, 2, 0]
+    # global_step 1 (the second step) ends on a logging step
+    assert counted["max_on_logging_steps"] == 2 and counted["max_between_logging_steps"] == 0
+    assert "cuda_syncs" not in HostReads().summary()  # on the CPU there are none to count
 
 
 def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
