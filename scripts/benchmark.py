@@ -137,10 +137,10 @@ class HostReads(TorchFunctionMode, L.Callback):
         return super().__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
+        super().__exit__(*exc_info)
         if self.cuda_syncs:
             torch.cuda.set_sync_debug_mode("default")
             self.catching.__exit__(*exc_info)
-        super().__exit__(*exc_info)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         if self.counting and getattr(func, "__name__", "") in HOST_READS:

@@ -25,7 +25,7 @@ PRESETS = [
     ["trainer=cpu"],
     *([f"debug={name}"] for name in ("fdr", "limit", "overfit")),
     ["model/optimizer=adam", "model/scheduler=step"],
-    ["model.scheduler.pct_start=0.1"],  # torch's OneCycleLR alone fails over 10 steps
+    ["model.scheduler.pct_start=0.1"],  # once refused: OneCycle over 10 dummy steps failed
     ["callbacks.activations.layers=[conv1,pool1]", "callbacks.kernels=null"],
 ]  # fmt: skip
 

@@ -43,7 +43,9 @@ def test_a_short_run_whose_one_cycle_warm_up_is_one_step(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     # 0.2 of 5 steps: torch's OneCycleLR alone divides by zero at the first step
-    overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "test=false"]
+    lr_curve = "+callbacks.learning_rate._target_=src.callbacks.LearningRateCurve"
+    overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "test=false",
+                 "callbacks=none", lr_curve]  # fmt: skip
     result = train(tiny_cfg(tiny_data_dir, tmp_path, "model.scheduler.pct_start=0.2", *overrides))
     assert result["epochs"] == 1
     lrs = [event.value for event in read_events(tmp_path).Scalars("train/lr")]
