@@ -35,6 +35,7 @@ it needs MNIST in data/ or MNIST_OFFLINE_DIR set (as `make train` does).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -116,7 +117,9 @@ class HostReads(TorchFunctionMode, L.Callback):
     next one's (so the step's logging and scheduler work count too): `per_step` has one count
     per step but each epoch's last, whose span would hold the validation. With `cuda_syncs` (on
     a GPU) it also counts, in `syncs_per_step`, the calls that torch's sync debug mode reports
-    as waiting for the GPU: host reads, and copies from the host, which no name here shows."""
+    as waiting for the GPU: the host reads, and copies from the host, which no name in
+    HOST_READS catches. torch says not every sync warns, so that count is a lower bound; every
+    warning in the block is recorded, not shown."""
 
     def __init__(self, cuda_syncs: bool = False) -> None:
         super().__init__()
@@ -129,18 +132,19 @@ class HostReads(TorchFunctionMode, L.Callback):
         self.syncs_per_step: list[int] = []
 
     def __enter__(self) -> HostReads:
+        self.restore = contextlib.ExitStack()
         if self.cuda_syncs:
-            self.catching = warnings.catch_warnings(record=True)
-            self.warned = self.catching.__enter__()
+            self.warned = self.restore.enter_context(warnings.catch_warnings(record=True))
             warnings.simplefilter("always")  # every sync, not each place's first
+            self.restore.callback(torch.cuda.set_sync_debug_mode, torch.cuda.get_sync_debug_mode())
             torch.cuda.set_sync_debug_mode("warn")
         return super().__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
-        super().__exit__(*exc_info)
-        if self.cuda_syncs:
-            torch.cuda.set_sync_debug_mode("default")
-            self.catching.__exit__(*exc_info)
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            self.restore.close()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         if self.counting and getattr(func, "__name__", "") in HOST_READS:

@@ -212,19 +212,20 @@ def shift(images: Tensor, right: int, down: int) -> Tensor:
 
 
 def random_moves(
-    batch_sizes: Sequence[int], rotation: float, translate: float, side: int,
+    batch_sizes: Sequence[int], rotation: float, translate: float, size: tuple[int, int],
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """torchvision's RandomAffine(rotation, translate=(translate, translate)) drawn for several
-    batches of square images at once, on the CPU: the angles (radians, uniform in [-rotation,
-    rotation] degrees) and shifts ((right, down) pixels, uniform up to `translate` of `side`) of
-    all their images, drawn batch by batch, so that the draws do not depend on how many batches
-    are drawn together."""
+    batches of images of `size` (height, width) at once, on the CPU: the angles (radians,
+    uniform in [-rotation, rotation] degrees) and shifts ((right, down) pixels, uniform up to
+    `translate` of the width and height) of all their images, drawn batch by batch, so that the
+    draws do not depend on how many batches are drawn together."""
+    height, width = size
     angles, shifts = [], []
     for n in batch_sizes:
         angles.append((torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation))
-        shifts.append((torch.rand(n, 2, generator=generator) * 2 - 1) * translate * side)
-    return torch.cat(angles), torch.cat(shifts)
+        shifts.append((torch.rand(n, 2, generator=generator) * 2 - 1) * translate)
+    return torch.cat(angles), torch.cat(shifts) * torch.tensor([width, height])
 
 
 def pass_generator(seed: int, this_pass: int) -> torch.Generator:
@@ -307,11 +308,11 @@ class TensorBatches:
         # GPU waits for the GPU's queued work, and one per batch would do so every step.
         moves = random_moves(
             [len(batch) for batch in batches], self.rotation, self.translate,
-            self.images.shape[-1], generator,
+            self.images.shape[-2:], generator,
         )  # fmt: skip
         angles, shifts = (move.to(device).split(self.batch_size) for move in moves)
-        for batch, angle, shift in zip(batches, angles, shifts, strict=True):
-            yield affine(self.images[batch], angle, shift), self.labels[batch]
+        for batch, batch_angles, batch_shifts in zip(batches, angles, shifts, strict=True):
+            yield affine(self.images[batch], batch_angles, batch_shifts), self.labels[batch]
 
 
 class MNISTDataModule(L.LightningDataModule):

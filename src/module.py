@@ -64,11 +64,13 @@ def build_optimization(
 
 
 def nonzero_warm_up(pct_start: float, total_steps: int) -> float:
-    """OneCycle's `pct_start`, moved up by the least a float can move where its warm-up would
-    end at the step where it starts (pct_start x total_steps = 1, e.g. 0.2 of 5 steps, as a
-    short run with trainer.limit_train_batches makes): torch divides by each phase's length
-    and fails there (pytorch/pytorch#180187). The warm-up is then the first step alone, at
-    the lowest lr, as in any longer schedule, and the rest anneals from the peak."""
+    """OneCycle's `pct_start`, moved up to the next float or two where its warm-up would end at
+    the step where it starts (pct_start x total_steps = 1, e.g. 0.2 of 5 steps, as a short run
+    with trainer.limit_train_batches makes): torch divides by that phase's length of zero
+    (pytorch/pytorch#180187 records it). The schedule is then torch's for a pct_start a hair
+    larger: the first step at the lowest lr, and from the second on the annealing, as from a
+    peak passed between the two steps (with three_phase, which also comes down, never at
+    max_lr)."""
     while pct_start < 1 and pct_start * total_steps - 1 == 0:
         pct_start = math.nextafter(pct_start, 1.0)
     return pct_start

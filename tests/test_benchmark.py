@@ -126,6 +126,7 @@ def test_on_a_gpu_the_counter_counts_each_steps_cuda_syncs(
     # No GPU here: torch's sync debug mode is stood in for by its warnings, raised by hand.
     modes = []
     monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 2)  # "error", set before
     reads = HostReads(cuda_syncs=True)
     trainer = SimpleNamespace(log_every_n_steps=2, global_step=0)
     with reads:
@@ -137,7 +138,7 @@ def test_on_a_gpu_the_counter_counts_each_steps_cuda_syncs(
                 warnings.warn(SYNC_WARNING, stacklevel=1)
             warnings.warn("another warning", stacklevel=1)  # not a sync
         reads.on_train_epoch_end(trainer, None)  # the last step's span is left out
-    assert modes == ["warn", "default"]
+    assert modes == ["warn", 2]  # the mode set before is set again
     counted = reads.summary()["cuda_syncs"]
     assert counted["per_step"] == [0, 2, 0]
     # global_step 1 (the second step) ends on a logging step

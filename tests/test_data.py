@@ -75,10 +75,10 @@ def test_shift_moves_a_hand_made_image_by_exactly_k_pixels(right: int, down: int
 def test_random_moves_turn_digits_but_keep_blank_background() -> None:
     generator = torch.Generator().manual_seed(0)
     blank = torch.full((4, 1, 28, 28), BACKGROUND)
-    assert torch.allclose(affine(blank, *random_moves([4], 15.0, 0.1, 28, generator)), blank)
+    assert torch.allclose(affine(blank, *random_moves([4], 15.0, 0.1, (28, 28), generator)), blank)
     digits = torch.full((4, 1, 28, 28), BACKGROUND)
     digits[:, :, 8:20, 12:16] = 2.8  # a bar, white after normalize()
-    angles, shifts = random_moves([4], 15.0, 0.1, 28, generator)
+    angles, shifts = random_moves([4], 15.0, 0.1, (28, 28), generator)
     assert angles.abs().max() <= math.radians(15) and shifts.abs().max() <= 2.8
     moved = affine(digits, angles, shifts)
     assert moved.shape == digits.shape
@@ -90,9 +90,9 @@ def test_random_moves_turn_digits_but_keep_blank_background() -> None:
 
 
 def test_random_moves_of_a_pass_are_those_of_its_batches_drawn_in_turn() -> None:
-    together = random_moves([3, 5], 10.0, 0.1, 28, torch.Generator().manual_seed(4))
+    together = random_moves([3, 5], 10.0, 0.1, (28, 28), torch.Generator().manual_seed(4))
     generator = torch.Generator().manual_seed(4)
-    in_turn = [random_moves([n], 10.0, 0.1, 28, generator) for n in (3, 5)]
+    in_turn = [random_moves([n], 10.0, 0.1, (28, 28), generator) for n in (3, 5)]
     for drawn_together, drawn_in_turn in zip(together, zip(*in_turn, strict=True), strict=True):
         assert torch.equal(drawn_together, torch.cat(drawn_in_turn))
 
@@ -114,15 +114,23 @@ class HostToDeviceCopies(TorchFunctionMode):
         return out
 
 
-@pytest.mark.parametrize("batches", [3, 6])
-def test_augmented_batches_copy_from_the_host_once_a_pass(batches: int) -> None:
+@pytest.mark.parametrize(
+    ("examples", "world_size", "sizes"),
+    [(12, 1, [4, 4, 4]), (25, 1, [4] * 6 + [1]), (26, 2, [4, 4, 4, 1])],  # one process, two
+)
+def test_augmented_batches_copy_from_the_host_once_a_pass(
+    examples: int, world_size: int, sizes: list[int]
+) -> None:
     # the meta device stands in for a GPU: tensors there have shapes but no values
-    images = torch.zeros(4 * batches, 1, 28, 28, device="meta")
-    labels = torch.zeros(4 * batches, dtype=torch.long, device="meta")
-    augmented = TensorBatches(images, labels, 4, shuffle=True, rotation=10.0, translate=0.1)
+    images = torch.zeros(examples, 1, 28, 28, device="meta")
+    labels = torch.zeros(examples, dtype=torch.long, device="meta")
+    augmented = TensorBatches(
+        images, labels, 4, shuffle=True, rotation=10.0, translate=0.1, world_size=world_size,
+        rank=world_size - 1,
+    )  # fmt: skip
     with HostToDeviceCopies() as counter:
         seen = [(x.shape, x.device.type) for x, _ in augmented]
-    assert seen == [((4, 1, 28, 28), "meta")] * batches
+    assert seen == [((n, 1, 28, 28), "meta") for n in sizes]
     assert counter.copies == 3  # the shuffled order, the angles and the shifts, once each
 
 
