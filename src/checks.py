@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import src.callbacks
 from src.architecture import Layer, analyze, plan_layers, totals
-from src.data import TRAIN_SIZE, MNISTDataModule
+from src.data import TEST_SIZE, TRAIN_SIZE, MNISTDataModule
 from src.errors import ConfigError
 from src.model import Net
 from src.module import (
@@ -167,6 +167,40 @@ def check_run_options(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.min_epochs={min_epochs!r}: must be an integer from 0 to "
             f"trainer.max_epochs ({max_epochs})"
+        )
+
+
+def check_trainer_batches(trainer: Mapping[str, Any], loader: Mapping[str, Any]) -> None:
+    """The trainer options that Lightning checks only once fit has begun, with the data staged:
+    gradient accumulation, and the batch limits and the validation interval against an epoch's
+    batches (one process's; with several, each has fewer)."""
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if not (is_int(accumulate) and accumulate >= 1):
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate!r}: must be an integer >= 1"
+        )
+    train_size, size = TRAIN_SIZE - loader.val_size, loader.batch_size
+    batches = {
+        "train": train_size // size if loader.drop_last else math.ceil(train_size / size),
+        "val": math.ceil(loader.val_size / loader.eval_batch_size),
+        "test": math.ceil(TEST_SIZE / loader.eval_batch_size),
+    }
+    for split, count in batches.items():
+        limit = trainer.get(f"limit_{split}_batches", 1.0)
+        if isinstance(limit, float) and limit > 0 and int(count * limit) == 0:
+            raise ConfigError(
+                f"trainer.limit_{split}_batches={limit}: less than one of the {count} {split} "
+                f"batches; at least {1 / count:.2g}, or a whole number of batches"
+            )
+        if split == "train":  # what Lightning's validation interval is counted against
+            batches[split] = min(count, limit) if is_int(limit) else int(count * limit)
+    interval = trainer.get("val_check_interval")
+    every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
+    if is_int(interval) and every_n_epochs is not None and interval > batches["train"]:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval}: more than an epoch's {batches['train']} "
+            "training batches; at most that, a fraction of an epoch, or with "
+            "trainer.check_val_every_n_epoch=null a count across epochs"
         )
 
 
@@ -474,6 +508,7 @@ def check_config(cfg: DictConfig) -> None:
     # the run's steps, about (trainer limits and devices aside)
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
+    check_trainer_batches(cfg.trainer, loader)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))
     check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])

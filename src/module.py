@@ -242,7 +242,9 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
             self.parameters(),
             self.hparams.optimizer,
             self.hparams.scheduler,
-            total_steps=int(self.trainer.estimated_stepping_batches),
+            # at least one: a run without training steps (+trainer.limit_train_batches=0,
+            # +trainer.max_steps=0) still validates and tests, on a schedule never stepped
+            total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
         )
         if scheduler is None:
             return {"optimizer": optimizer}

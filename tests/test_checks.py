@@ -27,6 +27,8 @@ PRESETS = [
     ["model/optimizer=adam", "model/scheduler=step"],
     ["model.scheduler.pct_start=0.1"],  # once refused: OneCycle over 10 dummy steps failed
     ["callbacks.activations.layers=[conv1,pool1]", "callbacks.kernels=null"],
+    ["+trainer.limit_train_batches=0", "+trainer.limit_val_batches=0.2"],  # 1 of 5 val batches
+    ["+trainer.val_check_interval=1000", "trainer.check_val_every_n_epoch=null"],
 ]  # fmt: skip
 
 # (overrides, what the one-line message must hold)
@@ -47,6 +49,17 @@ REFUSED = [
     ([f"seed={2**32}"], f"seed={2**32}: must be an integer from 0 to 4294967295"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1: must be an integer >= 1"),
     (["trainer.min_epochs=9"], "trainer.min_epochs=9: must be an integer from 0 to trainer.max_"),
+    # what Lightning checks only once fit has begun, the data staged
+    (["+trainer.accumulate_grad_batches=0"],
+     "trainer.accumulate_grad_batches=0: must be an integer >= 1"),
+    (["+trainer.limit_train_batches=0.0001"],
+     "trainer.limit_train_batches=0.0001: less than one of the 430 train batches; at least 0.0023"),
+    (["+trainer.limit_val_batches=0.1"],
+     "trainer.limit_val_batches=0.1: less than one of the 5 val batches; at least 0.2"),
+    (["+trainer.limit_train_batches=10", "+trainer.val_check_interval=20"],
+     "trainer.val_check_interval=20: more than an epoch's 10 training batches"),
+    (["experiment=speedrun", "+trainer.val_check_interval=215"],  # drop_last: 214 batches
+     "trainer.val_check_interval=215: more than an epoch's 214 training batches"),
     (["model.optimizer.lr=abc"], "model.optimizer.lr='abc': must be a number"),
     (["model.optimizer.lr=0"], "model.optimizer.lr=0: must be a number > 0"),
     (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1: must be a number > 0"),

@@ -52,6 +52,16 @@ def test_a_short_run_whose_one_cycle_warm_up_is_one_step(
     assert len(lrs) == 5 and lrs[0] < lrs[1] and lrs[1:] == sorted(lrs[1:], reverse=True)
 
 
+@pytest.mark.parametrize("no_steps", ["+trainer.limit_train_batches=0", "+trainer.max_steps=0"])
+def test_a_run_without_training_steps_still_tests(
+    tiny_data_dir: Path, tmp_path: Path, no_steps: str
+) -> None:
+    # OneCycle over 0 steps: torch refuses (total_steps must be positive); the schedule is
+    # built over one step, never taken
+    result = train(tiny_cfg(tiny_data_dir, tmp_path, "callbacks=none", no_steps))
+    assert "train/loss" not in result["metrics"] and 0 <= result["test_acc"] <= 1
+
+
 def test_channels_override_runs_and_reports_the_net_size(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
