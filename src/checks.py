@@ -185,6 +185,11 @@ def check_trainer_batches(trainer: Mapping[str, Any], loader: Mapping[str, Any])
         "val": math.ceil(loader.val_size / loader.eval_batch_size),
         "test": math.ceil(TEST_SIZE / loader.eval_batch_size),
     }
+    if batches["train"] == 0:
+        raise ConfigError(
+            f"data.batch_size={size}: more than the {train_size} training images, and "
+            "data.drop_last=true leaves out the one shorter batch: no training at all"
+        )
     for split, count in batches.items():
         limit = trainer.get(f"limit_{split}_batches", 1.0)
         if isinstance(limit, float) and limit > 0 and int(count * limit) == 0:

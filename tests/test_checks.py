@@ -58,6 +58,8 @@ REFUSED = [
      "trainer.limit_val_batches=0.1: less than one of the 5 val batches; at least 0.2"),
     (["+trainer.limit_train_batches=10", "+trainer.val_check_interval=20"],
      "trainer.val_check_interval=20: more than an epoch's 10 training batches"),
+    (["data.drop_last=true", "data.batch_size=56000", "model.channels=[4]"],
+     "data.batch_size=56000: more than the 55000 training images, and data.drop_last=true"),
     (["experiment=speedrun", "+trainer.val_check_interval=215"],  # drop_last: 214 batches
      "trainer.val_check_interval=215: more than an epoch's 214 training batches"),
     (["model.optimizer.lr=abc"], "model.optimizer.lr='abc': must be a number"),
