@@ -173,7 +173,8 @@ def check_run_options(cfg: DictConfig) -> None:
 def check_trainer_batches(trainer: Mapping[str, Any], loader: Mapping[str, Any]) -> None:
     """The trainer options that Lightning checks only once fit has begun, with the data staged:
     gradient accumulation, and the batch limits and the validation interval against an epoch's
-    batches (one process's; with several, each has fewer)."""
+    batches (one process's; with several, each has fewer). fast_dev_run overrides the limits
+    and the interval."""
     accumulate = trainer.get("accumulate_grad_batches", 1)
     if not (is_int(accumulate) and accumulate >= 1):
         raise ConfigError(
@@ -190,20 +191,33 @@ def check_trainer_batches(trainer: Mapping[str, Any], loader: Mapping[str, Any])
             f"data.batch_size={size}: more than the {train_size} training images, and "
             "data.drop_last=true leaves out the one shorter batch: no training at all"
         )
+    # the batches each limit leaves: a whole number of them, or a fraction of the split's
+    limited = {}
     for split, count in batches.items():
-        limit = trainer.get(f"limit_{split}_batches", 1.0)
-        if isinstance(limit, float) and limit > 0 and int(count * limit) == 0:
+        key = f"limit_{split}_batches"
+        limit = trainer.get(key, 1.0)
+        if is_int(limit) and limit >= 0:
+            limited[split] = min(count, limit)
+        elif is_number(limit) and 0 <= limit <= 1:
+            limited[split] = int(count * limit)
+            if limited[split] == 0 and limit > 0:
+                raise ConfigError(
+                    f"trainer.{key}={limit}: less than one of the {count} {split} batches; "
+                    f"at least {1 / count:.2g}, or a whole number of batches"
+                )
+        else:
             raise ConfigError(
-                f"trainer.limit_{split}_batches={limit}: less than one of the {count} {split} "
-                f"batches; at least {1 / count:.2g}, or a whole number of batches"
+                f"trainer.{key}={limit!r}: must be a whole number of batches (>= 0) or a "
+                "fraction of them in [0, 1]"
             )
-        if split == "train":  # what Lightning's validation interval is counted against
-            batches[split] = min(count, limit) if is_int(limit) else int(count * limit)
+    if trainer.get("fast_dev_run"):
+        return
+    train_batches = limited["train"]  # what Lightning counts the validation interval against
     interval = trainer.get("val_check_interval")
     every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
-    if is_int(interval) and every_n_epochs is not None and interval > batches["train"]:
+    if is_int(interval) and every_n_epochs is not None and interval > train_batches:
         raise ConfigError(
-            f"trainer.val_check_interval={interval}: more than an epoch's {batches['train']} "
+            f"trainer.val_check_interval={interval}: more than an epoch's {train_batches} "
             "training batches; at most that, a fraction of an epoch, or with "
             "trainer.check_val_every_n_epoch=null a count across epochs"
         )

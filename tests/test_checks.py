@@ -29,6 +29,7 @@ PRESETS = [
     ["callbacks.activations.layers=[conv1,pool1]", "callbacks.kernels=null"],
     ["+trainer.limit_train_batches=0", "+trainer.limit_val_batches=0.2"],  # 1 of 5 val batches
     ["+trainer.val_check_interval=1000", "trainer.check_val_every_n_epoch=null"],
+    ["debug=fdr", "+trainer.val_check_interval=1000"],  # fast_dev_run overrides it
 ]  # fmt: skip
 
 # (overrides, what the one-line message must hold)
@@ -60,6 +61,10 @@ REFUSED = [
      "trainer.val_check_interval=20: more than an epoch's 10 training batches"),
     (["data.drop_last=true", "data.batch_size=56000", "model.channels=[4]"],
      "data.batch_size=56000: more than the 55000 training images, and data.drop_last=true"),
+    (["+trainer.limit_train_batches=abc"],
+     "trainer.limit_train_batches='abc': must be a whole number of batches (>= 0) or a fraction"),
+    (["+trainer.limit_test_batches=-3"],
+     "trainer.limit_test_batches=-3: must be a whole number of batches (>= 0) or a fraction"),
     (["experiment=speedrun", "+trainer.val_check_interval=215"],  # drop_last: 214 batches
      "trainer.val_check_interval=215: more than an epoch's 214 training batches"),
     (["model.optimizer.lr=abc"], "model.optimizer.lr='abc': must be a number"),
