@@ -14,6 +14,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -170,56 +171,102 @@ def check_run_options(cfg: DictConfig) -> None:
         )
 
 
-def check_trainer_batches(trainer: Mapping[str, Any], loader: Mapping[str, Any]) -> None:
+def check_trainer_batches(
+    trainer: Mapping[str, Any], loader: Mapping[str, Any], test: bool
+) -> None:
     """The trainer options that Lightning checks only once fit has begun, with the data staged:
     gradient accumulation, and the batch limits and the validation interval against an epoch's
-    batches (one process's; with several, each has fewer). fast_dev_run overrides the limits
-    and the interval."""
+    batches in each process. Left to Lightning where it sets the limits itself (fast_dev_run,
+    overfit_batches) and with devices=-1 (counted as one process: the counts are then too
+    large, so nothing Lightning accepts is refused)."""
     accumulate = trainer.get("accumulate_grad_batches", 1)
     if not (is_int(accumulate) and accumulate >= 1):
         raise ConfigError(
             f"trainer.accumulate_grad_batches={accumulate!r}: must be an integer >= 1"
         )
+    every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
+    if every_n_epochs is not None and not (is_int(every_n_epochs) and every_n_epochs >= 1):
+        raise ConfigError(
+            f"trainer.check_val_every_n_epoch={every_n_epochs!r}: must be an integer >= 1, or "
+            "null (validation every val_check_interval batches across epochs)"
+        )
     train_size, size = TRAIN_SIZE - loader.val_size, loader.batch_size
-    batches = {
-        "train": train_size // size if loader.drop_last else math.ceil(train_size / size),
-        "val": math.ceil(loader.val_size / loader.eval_batch_size),
-        "test": math.ceil(TEST_SIZE / loader.eval_batch_size),
-    }
-    if batches["train"] == 0:
+    if loader.drop_last and size > train_size:
         raise ConfigError(
             f"data.batch_size={size}: more than the {train_size} training images, and "
             "data.drop_last=true leaves out the one shorter batch: no training at all"
         )
-    # the batches each limit leaves: a whole number of them, or a fraction of the split's
-    limited = {}
-    for split, count in batches.items():
-        key = f"limit_{split}_batches"
-        limit = trainer.get(key, 1.0)
-        if is_int(limit) and limit >= 0:
-            limited[split] = min(count, limit)
-        elif is_number(limit) and 0 <= limit <= 1:
-            limited[split] = int(count * limit)
-            if limited[split] == 0 and limit > 0:
-                raise ConfigError(
-                    f"trainer.{key}={limit}: less than one of the {count} {split} batches; "
-                    f"at least {1 / count:.2g}, or a whole number of batches"
-                )
-        else:
-            raise ConfigError(
-                f"trainer.{key}={limit!r}: must be a whole number of batches (>= 0) or a "
-                "fraction of them in [0, 1]"
-            )
-    if trainer.get("fast_dev_run"):
+    if trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
         return
-    train_batches = limited["train"]  # what Lightning counts the validation interval against
+    processes = [trainer.get("devices", 1), trainer.get("num_nodes", 1)]
+    world = math.prod(n for n in processes if is_int(n) and n > 1)
+
+    def batches(images: int, batch_size: int, drop_last: bool = False) -> int:
+        share = math.ceil(images / world)  # a process's share, rounded up (lenient)
+        return share // batch_size if drop_last else math.ceil(share / batch_size)
+
+    counts = {
+        "train": batches(train_size, size, loader.drop_last),
+        "val": batches(loader.val_size, loader.eval_batch_size),
+        "test": batches(TEST_SIZE, loader.eval_batch_size),
+    }
+    limited = {}
+    for split, count in counts.items():
+        limited[split] = limited_batches(f"limit_{split}_batches", trainer, count)
+        if split != "test" or test:
+            least_one(f"limit_{split}_batches", trainer, count, limited[split], split)
     interval = trainer.get("val_check_interval")
-    every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
-    if is_int(interval) and every_n_epochs is not None and interval > train_batches:
+    if isinstance(interval, float) and interval > 1 and interval.is_integer():
+        interval = int(interval)  # as Lightning takes it
+    if is_int(interval) and interval < 1:
         raise ConfigError(
-            f"trainer.val_check_interval={interval}: more than an epoch's {train_batches} "
-            "training batches; at most that, a fraction of an epoch, or with "
-            "trainer.check_val_every_n_epoch=null a count across epochs"
+            f"trainer.val_check_interval={interval}: must be a number of batches >= 1, or a "
+            "fraction of an epoch"
+        )
+    # Lightning compares the interval with an epoch only where there is both training and
+    # validation to run
+    if (
+        is_int(interval) and every_n_epochs is not None
+        and limited["train"] > 0 and limited["val"] > 0 and interval > limited["train"]
+    ):  # fmt: skip
+        raise ConfigError(
+            f"trainer.val_check_interval={interval}: more than an epoch's {limited['train']} "
+            "training batches (a process's, after trainer.limit_train_batches); at most "
+            "that, a fraction of an epoch, or with trainer.check_val_every_n_epoch=null a "
+            "count across epochs"
+        )
+
+
+def limited_batches(key: str, trainer: Mapping[str, Any], count: int) -> int:
+    """The batches of a split that trainer.<key> leaves of `count`, as Lightning reads it: a
+    whole number of batches, or a fraction of them (null: all)."""
+    limit = trainer.get(key)
+    if limit is None:
+        return count
+    if isinstance(limit, float) and limit > 1 and limit.is_integer():
+        limit = int(limit)
+    if is_int(limit) and limit >= 0:
+        return min(count, limit)
+    if is_number(limit) and 0 <= limit <= 1:
+        return int(count * limit)
+    raise ConfigError(
+        f"trainer.{key}={limit!r}: must be a whole number of batches (>= 0) or a fraction of "
+        "them in [0, 1]"
+    )
+
+
+def least_one(key: str, trainer: Mapping[str, Any], count: int, left: int, split: str) -> None:
+    """A fraction that leaves no batch of a split is refused, with the least that leaves one."""
+    limit = trainer.get(key)
+    if left == 0 and isinstance(limit, float) and limit > 0:
+        least = Decimal(1) / count
+        digits = 1 - least.adjusted()  # two significant digits, rounded up
+        least = least.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_CEILING)
+        while int(count * float(least)) < 1:
+            least += Decimal(1).scaleb(-digits)
+        raise ConfigError(
+            f"trainer.{key}={limit}: less than one of the {count} {split} batches; at least "
+            f"{least}, or a whole number of batches"
         )
 
 
@@ -527,7 +574,7 @@ def check_config(cfg: DictConfig) -> None:
     # the run's steps, about (trainer limits and devices aside)
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
-    check_trainer_batches(cfg.trainer, loader)
+    check_trainer_batches(cfg.trainer, loader, test=cfg.test)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))
     check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])

@@ -243,7 +243,7 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
             self.hparams.optimizer,
             self.hparams.scheduler,
             # at least one: a run without training steps (+trainer.limit_train_batches=0,
-            # +trainer.max_steps=0) still validates and tests, on a schedule never stepped
+            # +trainer.max_steps=0) still tests, on a schedule never stepped
             total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
         )
         if scheduler is None:

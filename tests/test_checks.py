@@ -29,7 +29,13 @@ PRESETS = [
     ["callbacks.activations.layers=[conv1,pool1]", "callbacks.kernels=null"],
     ["+trainer.limit_train_batches=0", "+trainer.limit_val_batches=0.2"],  # 1 of 5 val batches
     ["+trainer.val_check_interval=1000", "trainer.check_val_every_n_epoch=null"],
-    ["debug=fdr", "+trainer.val_check_interval=1000"],  # fast_dev_run overrides it
+    # where Lightning sets the limits itself, or compares no interval with an epoch
+    ["debug=fdr", "+trainer.val_check_interval=1000", "+trainer.limit_val_batches=0.1"],
+    ["debug=overfit", "+trainer.limit_train_batches=0.0001"],
+    ["+trainer.limit_train_batches=0", "+trainer.val_check_interval=10"],
+    ["+trainer.limit_val_batches=0", "+trainer.val_check_interval=1000"],
+    ["+trainer.limit_val_batches=null", "+trainer.limit_train_batches=10.0"],  # all; 10
+    ["test=false", "+trainer.limit_test_batches=0.01"],  # no test to limit
 ]  # fmt: skip
 
 # (overrides, what the one-line message must hold)
@@ -54,7 +60,17 @@ REFUSED = [
     (["+trainer.accumulate_grad_batches=0"],
      "trainer.accumulate_grad_batches=0: must be an integer >= 1"),
     (["+trainer.limit_train_batches=0.0001"],
-     "trainer.limit_train_batches=0.0001: less than one of the 430 train batches; at least 0.0023"),
+     "trainer.limit_train_batches=0.0001: less than one of the 430 train batches; at least 0.0024"),
+    (["+trainer.limit_train_batches=0.0023"],  # int(430 x 0.0023) = 0
+     "trainer.limit_train_batches=0.0023: less than one of the 430 train batches; at least 0.0024"),
+    (["+trainer.val_check_interval=0"],
+     "trainer.val_check_interval=0: must be a number of batches >= 1, or a fraction"),
+    (["+trainer.val_check_interval=1000.0"],  # a whole float: batches, as Lightning takes it
+     "trainer.val_check_interval=1000: more than an epoch's 430 training batches"),
+    (["trainer=ddp_sim", "+trainer.val_check_interval=300"],  # 2 processes: 215 batches each
+     "trainer.val_check_interval=300: more than an epoch's 215 training batches"),
+    (["trainer.check_val_every_n_epoch=0"],
+     "trainer.check_val_every_n_epoch=0: must be an integer >= 1, or null"),
     (["+trainer.limit_val_batches=0.1"],
      "trainer.limit_val_batches=0.1: less than one of the 5 val batches; at least 0.2"),
     (["+trainer.limit_train_batches=10", "+trainer.val_check_interval=20"],
