@@ -210,11 +210,11 @@ def check_trainer_batches(
         "val": batches(loader.val_size, loader.eval_batch_size),
         "test": batches(TEST_SIZE, loader.eval_batch_size),
     }
-    limited = {}
-    for split, count in counts.items():
-        limited[split] = limited_batches(f"limit_{split}_batches", trainer, count)
-        if split != "test" or test:
-            least_one(f"limit_{split}_batches", trainer, count, limited[split], split)
+    limited = {
+        split: batches_left(split, trainer.get(f"limit_{split}_batches"), count,
+                            used=split != "test" or test)
+        for split, count in counts.items()
+    }  # fmt: skip
     interval = trainer.get("val_check_interval")
     if isinstance(interval, float) and interval > 1 and interval.is_integer():
         interval = int(interval)  # as Lightning takes it
@@ -237,37 +237,34 @@ def check_trainer_batches(
         )
 
 
-def limited_batches(key: str, trainer: Mapping[str, Any], count: int) -> int:
-    """The batches of a split that trainer.<key> leaves of `count`, as Lightning reads it: a
-    whole number of batches, or a fraction of them (null: all)."""
-    limit = trainer.get(key)
+def batches_left(split: str, limit: Any, count: int, used: bool) -> int:
+    """The batches of a split that its trainer.limit_<split>_batches leaves of `count`, as
+    Lightning reads it: a whole number of batches, or a fraction of them (null: all). A
+    fraction that leaves none of a split that is `used` is refused, naming the least that
+    leaves one (two significant digits, rounded up)."""
+    key = f"trainer.limit_{split}_batches"
     if limit is None:
         return count
     if isinstance(limit, float) and limit > 1 and limit.is_integer():
         limit = int(limit)
     if is_int(limit) and limit >= 0:
         return min(count, limit)
-    if is_number(limit) and 0 <= limit <= 1:
-        return int(count * limit)
-    raise ConfigError(
-        f"trainer.{key}={limit!r}: must be a whole number of batches (>= 0) or a fraction of "
-        "them in [0, 1]"
-    )
-
-
-def least_one(key: str, trainer: Mapping[str, Any], count: int, left: int, split: str) -> None:
-    """A fraction that leaves no batch of a split is refused, with the least that leaves one."""
-    limit = trainer.get(key)
-    if left == 0 and isinstance(limit, float) and limit > 0:
-        least = Decimal(1) / count
-        digits = 1 - least.adjusted()  # two significant digits, rounded up
-        least = least.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_CEILING)
-        while int(count * float(least)) < 1:
-            least += Decimal(1).scaleb(-digits)
+    if not (is_number(limit) and 0 <= limit <= 1):
         raise ConfigError(
-            f"trainer.{key}={limit}: less than one of the {count} {split} batches; at least "
-            f"{least}, or a whole number of batches"
+            f"{key}={limit!r}: must be a whole number of batches (>= 0) or a fraction of them "
+            "in [0, 1]"
         )
+    left = int(count * limit)
+    if left == 0 and limit > 0 and used:
+        step = Decimal(1).scaleb((Decimal(1) / count).adjusted() - 1)
+        least = (Decimal(1) / count).quantize(step, rounding=ROUND_CEILING)
+        while int(count * float(least)) < 1:
+            least += step
+        raise ConfigError(
+            f"{key}={limit}: less than one of the {count} {split} batches; at least {least}, "
+            "or a whole number of batches"
+        )
+    return left
 
 
 def check_data(data: Mapping[str, Any]) -> Mapping[str, Any]:
