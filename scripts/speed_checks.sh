@@ -8,6 +8,8 @@
 #   speedrun    experiment=speedrun over seeds 0-4 as one sweep (the first job compiles, the
 #               others find the compiled net in the cache), on the GPU where there is one;
 #   benchmark   scripts/benchmark.py with 3 repeats of each comparison;
+#   eager       the speedrun sweep with the net not compiled (model.compile=false): a new
+#               process's first job spends seconds compiling, which a 1 s fit cannot pay back;
 #   eager-eval  the speedrun sweep with model.compile_eval=false (validation not compiled);
 #   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true);
 #   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed).
@@ -54,9 +56,9 @@ checks=("$@")
 [ $# -gt 0 ] || checks=(speedrun benchmark)
 for check in "${checks[@]}"; do  # all checked before any runs
   case "$check" in
-    speedrun | benchmark | eager-eval | fused-adam | bf16) ;;
+    speedrun | benchmark | eager | eager-eval | fused-adam | bf16) ;;
     *)
-      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager-eval, fused-adam or bf16" >&2
+      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager, eager-eval, fused-adam or bf16" >&2
       exit 2
       ;;
   esac
@@ -66,6 +68,7 @@ mkdir -p "$out"
 for check in "${checks[@]}"; do
   case "$check" in
     speedrun) sweep speedrun ;;
+    eager) sweep eager model.compile=false ;;
     eager-eval) sweep eager-eval model.compile_eval=false ;;
     fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
     bf16) sweep bf16 trainer.precision=bf16-mixed ;;
