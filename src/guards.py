@@ -109,7 +109,8 @@ class StopOnSignal(L.Callback):
     """SIGTERM and SIGINT stop the run after the batch in progress; a second SIGINT stops it at
     once. last.ckpt keeps the last finished epoch (checkpoints are written whole, see
     `AtomicCheckpointIO`), which `resume=<run dir>` goes on from. Its handlers are installed for
-    the `with` block around fit and test; Lightning chains its own SIGTERM handler to ours."""
+    the `with` block around fit and test. With several processes, all stop at the same batch:
+    each one's flag is agreed on after every batch (`everywhere`)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -139,6 +140,28 @@ class StopOnSignal(L.Callback):
             finished,
             number,
         )
+
+    def take_signals(self) -> None:
+        """Puts this handler in place, in the process that runs the stage, of what a stage's
+        start leaves there. Lightning installs its own SIGTERM handler as fit or test begins
+        (chaining ours), and with several processes it broadcasts from inside it, wherever the
+        signal lands: a SIGTERM to every rank (a SLURM time limit, `kill -- -<group>`) hung a
+        2-process run, one rank in that broadcast, the other in the next collective. And the
+        processes that ddp_spawn starts have Python's SIGINT handler, whose KeyboardInterrupt
+        ended them without a result, which their parent then waited for forever. Lightning
+        puts back what it found when the stage ends."""
+        for number in STOP_SIGNALS:
+            if signal.getsignal(number) != self.handle:
+                signal.signal(number, self.handle)
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.take_signals()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.take_signals()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.take_signals()
 
     def check(self, trainer: L.Trainer, testing: bool = False) -> None:
         if everywhere(trainer, self.received is not None):

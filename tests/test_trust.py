@@ -299,6 +299,46 @@ def test_sigterm_stops_the_command_and_resume_goes_on(tiny_data_dir: Path, tmp_p
 
 
 @pytest.mark.parametrize(
+    ("trainer", "stop", "exit_code"),
+    [
+        # Lightning's DDP: Lightning's SIGTERM handler broadcasts from inside itself, which hung
+        # a run whose every rank got the signal (a SLURM time limit), in mismatched collectives
+        (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], signal.SIGTERM, 143),
+        # ddp_spawn: Ctrl+C ended the ranks without a result, which the parent then waited for
+        (["trainer=ddp_sim"], signal.SIGINT, 130),
+    ],
+)  # fmt: skip
+def test_a_signal_to_every_process_of_a_two_process_run_stops_it(
+    tiny_data_dir: Path, tmp_path: Path, trainer: list[str], stop: signal.Signals, exit_code: int
+) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "src.train", f"data.data_dir={tiny_data_dir}",
+         "data.offline_dir=null", *TINY, "trainer.max_epochs=1000", "model.channels=[8,8]",
+         *(f"callbacks.{name}=null" for name in
+           ("progress_bar", "kernels", "activations", "top_patches", "erf", "cam")),
+         *trainer, f"hydra.run.dir={run}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal or SLURM would signal
+    )  # fmt: skip
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, stop)  # every rank, as Ctrl+C or a SLURM time limit does
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{' '.join(trainer)}: still running 60 s after {stop.name}")
+    assert process.returncode == exit_code, err[-2000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "interrupted", result
+    assert f"interrupted by {stop.name}" in result["error"], result
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("experiment=nope", "experiment=nope: no such option (available: best,"),
