@@ -171,6 +171,19 @@ def check_run_options(cfg: DictConfig) -> None:
         )
 
 
+def check_accelerator(trainer: Mapping[str, Any]) -> None:
+    """A GPU asked for (trainer=gpu, trainer=ddp) where torch has none: Lightning refuses it
+    only as the trainer is built, in words that name neither the option nor the way out."""
+    accelerator = trainer.get("accelerator", "auto")
+    usable = {"gpu": torch.cuda.is_available() or torch.backends.mps.is_available(),
+              "cuda": torch.cuda.is_available()}  # fmt: skip
+    if not usable.get(accelerator, True):
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r}: torch finds no GPU on this machine; use "
+            "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)"
+        )
+
+
 def check_trainer_batches(
     trainer: Mapping[str, Any], loader: Mapping[str, Any], test: bool
 ) -> None:
@@ -571,6 +584,7 @@ def check_config(cfg: DictConfig) -> None:
     # the run's steps, about (trainer limits and devices aside)
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
+    check_accelerator(cfg.trainer)
     check_trainer_batches(cfg.trainer, loader, test=cfg.test)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))

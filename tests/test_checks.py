@@ -157,6 +157,24 @@ def test_memory_refused_for_a_small_machine(tmp_path: Path, monkeypatch) -> None
     assert "this machine has 0.0 GiB available" in message
 
 
+@pytest.mark.parametrize(
+    "overrides", [["trainer=gpu"], ["trainer=ddp"], ["trainer.accelerator=cuda"]]
+)
+def test_a_gpu_asked_for_where_there_is_none(
+    overrides: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    cfg = compose_train(overrides, tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    accelerator = cfg.trainer.accelerator
+    assert refusal(cfg) == (
+        f"trainer.accelerator='{accelerator}': torch finds no GPU on this machine; use "
+        "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)"
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_config(cfg)
+
+
 def test_folders(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("")
