@@ -4,6 +4,7 @@ architecture, learning rate, kernels, activations, test views); how it is drawn 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ from src.errors import ConfigError
 from src.model import Net, mass_side
 from src.module import logs_step_values, tally
 
+log = logging.getLogger(__name__)
+
 
 def check_positive_int(key: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -59,17 +62,21 @@ def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
 
 
 class TensorBoardCallback(L.Callback):
-    """A callback that draws into the run's TensorBoard. Without a TensorBoard logger it warns
-    once and does nothing; with several processes only rank 0 draws (hooks are rank_zero_only)."""
-
-    warned = False
+    """A callback that draws into the run's TensorBoard. Without a TensorBoard logger it does
+    nothing (`warn_unlogged_views` says so); with several processes only rank 0 draws (hooks
+    are rank_zero_only)."""
 
     def writer(self, trainer: L.Trainer) -> SummaryWriter | None:
         logger = tensorboard_logger(trainer)
-        if logger is None and not self.warned:
-            rank_zero_warn(f"{type(self).__name__}: no TensorBoard logger, nothing is logged")
-            self.warned = True
         return logger.experiment if logger is not None else None
+
+
+def warn_unlogged_views(trainer: L.Trainer) -> None:
+    """One line naming the TensorBoard views that have nowhere to draw (logger=none, or
+    debug=fdr: fast_dev_run swaps the loggers for a dummy), where each warned in two lines."""
+    views = [type(cb).__name__ for cb in trainer.callbacks if isinstance(cb, TensorBoardCallback)]
+    if views and tensorboard_logger(trainer) is None and trainer.is_global_zero:
+        log.warning("no TensorBoard logger, so these draw nothing: %s", ", ".join(views))
 
 
 def run_hparams(

@@ -228,7 +228,9 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
         if self.trainer.sanity_checking:  # its two batches must not count towards the best
             return
         self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        # the same on every process (val_acc's compute gathers them all); synced all the same,
+        # once an epoch, as Lightning otherwise warns under DDP
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, log_probs, y = self.step(batch)

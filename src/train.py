@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
+from src.callbacks import warn_unlogged_views
 from src.checks import check_config
 from src.config import fail, hydra_error_line, instantiate, instantiate_entries, run_hydra_main
 from src.console import quiet_framework
@@ -53,6 +54,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     skip_unused_step_hooks(trainer.callbacks, model)  # with Lightning's own callbacks too
+    warn_unlogged_views(trainer)
 
     with stop_on_signal:
         try:

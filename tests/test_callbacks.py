@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,16 +164,24 @@ def test_no_forward_hook_stays_after_fit(tiny_data_dir: Path, tmp_path: Path) ->
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
-def test_without_a_logger_the_callbacks_warn_and_the_run_completes(
-    tiny_data_dir: Path, tmp_path: Path
+def test_without_a_logger_one_line_names_the_views_and_the_run_completes(
+    tiny_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = compose_train(
         [f"data.data_dir={tiny_data_dir}", *TINY, "logger=none", "trainer.max_epochs=1"], tmp_path
     )
-    with pytest.warns(UserWarning, match="KernelImages: no TensorBoard logger"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         metrics = train(cfg)["metrics"]
+    assert not [w for w in caught if "TensorBoard" in str(w.message)]  # none from each view
     assert "test/acc" in metrics
     assert (tmp_path / "architecture.md").is_file()
+    unlogged = [r.getMessage() for r in caplog.records if "TensorBoard" in r.getMessage()]
+    assert unlogged == [
+        "no TensorBoard logger, so these draw nothing: HParamsSummary, ArchitectureReport, "
+        "KernelImages, ActivationImages, TopPatches, EffectiveReceptiveField, "
+        "ClassActivationMaps, TestViews, ShiftInvariance"
+    ]
 
 
 def test_bad_callback_values_are_refused(tiny_data_dir: Path, tmp_path: Path) -> None:
