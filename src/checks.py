@@ -18,7 +18,9 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 import src.callbacks
@@ -181,6 +183,20 @@ def check_accelerator(trainer: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"trainer.accelerator={accelerator!r}: torch finds no GPU on this machine; use "
             "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)"
+        )
+
+
+def check_no_relaunch(trainer: L.Trainer) -> None:
+    """For a job of a -m sweep: Lightning's DDP (its subprocess launcher) starts the other
+    processes by running the command again, -m included, so that each would run the whole
+    sweep, out of step with the first. Under SLURM, which starts the processes itself, there
+    is no launcher and nothing to refuse."""
+    if trainer.world_size > 1 and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        raise ConfigError(
+            f"trainer: {trainer.world_size} processes ({type(trainer.strategy).__name__}) in a "
+            "-m sweep: Lightning starts the others by running this command again, -m included, "
+            "so each would run the whole sweep; give each job one GPU (trainer=gpu), or run "
+            "trainer=ddp without -m"
         )
 
 

@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.architecture import analyze, totals
 from src.callbacks import warn_unlogged_views
-from src.checks import check_config
+from src.checks import check_config, check_no_relaunch
 from src.config import fail, hydra_error_line, instantiate, instantiate_entries, run_hydra_main
 from src.console import quiet_framework
 from src.errors import ConfigError, Interrupted, RunStopped
@@ -36,10 +36,13 @@ log = logging.getLogger(__name__)
 SHIFTS_SHOWN = (1, 2, 3, 4)
 
 
-def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = (), in_sweep: bool = False
+) -> dict[str, Any]:
     """Fit (and test) as `cfg` says, with `extra_callbacks` (for programs that call this, like
-    scripts/benchmark.py) beside the configured ones; returns the final metrics and the net's
-    size. A run that diverges or gets SIGTERM/SIGINT raises `Diverged` / `Interrupted`."""
+    scripts/benchmark.py) beside the configured ones; `in_sweep`: a job of a -m sweep. Returns
+    the final metrics and the net's size. A run that diverges or gets SIGTERM/SIGINT raises
+    `Diverged` / `Interrupted`."""
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -53,6 +56,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    if in_sweep:
+        check_no_relaunch(trainer)
     skip_unused_step_hooks(trainer.callbacks, model)  # with Lightning's own callbacks too
     warn_unlogged_views(trainer)
 
@@ -123,7 +128,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if cfg.resume:
             cfg, result["overrides"] = checked_resume(cfg, single)
-        result.update(train(cfg), status="ok")
+        result.update(train(cfg, in_sweep=not single), status="ok")
         return result["metrics"].get(cfg.optimized_metric)
     except (ConfigError, OmegaConfBaseException) as err:  # a refused value, a bad ${...}
         result["error"] = str(err) if isinstance(err, ConfigError) else hydra_error_line(err)

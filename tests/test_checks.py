@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 import src.checks
-from src.checks import check_checkpoint, check_config, net_state_shapes
+from src.checks import check_checkpoint, check_config, check_no_relaunch, net_state_shapes
 from src.errors import ConfigError
 from src.module import MNISTClassifier
+from src.train import train
 
 from .conftest import compose_train
 
@@ -173,6 +175,35 @@ def test_a_gpu_asked_for_where_there_is_none(
     )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("trainer_args", "refused"),
+    [
+        ({"strategy": "ddp", "devices": 2}, True),
+        ({"devices": 2}, True),  # Lightning picks its DDP
+        ({"strategy": "ddp_spawn", "devices": 2}, False),  # started from within the job
+        ({"strategy": "ddp", "devices": 1}, False),
+    ],
+)
+def test_a_sweep_job_refuses_ddp_that_runs_the_command_again(
+    trainer_args: dict, refused: bool
+) -> None:
+    trainer = L.Trainer(accelerator="cpu", logger=False, **trainer_args)
+    if refused:
+        with pytest.raises(
+            ConfigError, match=r"^trainer: 2 processes \(DDPStrategy\) in a -m sweep"
+        ):
+            check_no_relaunch(trainer)
+    else:
+        check_no_relaunch(trainer)
+
+
+def test_train_checks_the_launch_in_a_sweep_only(tmp_path: Path) -> None:
+    cfg = compose_train(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], tmp_path)
+    with pytest.raises(ConfigError, match="in a -m sweep"):
+        train(cfg, in_sweep=True)
+    assert not (tmp_path / "checkpoints").exists()  # refused before fit
 
 
 def test_folders(tmp_path: Path) -> None:
