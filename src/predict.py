@@ -5,7 +5,8 @@ Each image (PNG, JPEG, BMP, ...; any size; grey or colour; dark ink on light pap
 dark) is made MNIST-like (`src.digits`), then the net predicts it. Prints a table, and writes
 into `out` (default `<run>/predictions/<date>_<time>/`): `predictions.csv` (image, prediction,
 probability, p0..p9, error) and per image a figure of what went in and what came out. An image
-that cannot be read, or has no ink, is listed as failed; the others go on.
+that cannot be read, or has no ink, is listed as failed; the others go on, and the exit code is
+then 1.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def main(argv: list[str]) -> None:
     write_csv(rows, out / "predictions.csv")
     print_table(rows)
     print(f"wrote {out}")
+    failed = sum("error" in row for row in rows)
+    if failed:
+        print(f"error: {failed} of {len(rows)} images failed (listed above)", file=sys.stderr)
+        sys.exit(1)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
