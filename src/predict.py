@@ -3,10 +3,10 @@ images=<file, folder or glob> [out=<folder>] [ckpt=best|last|<path>]`.
 
 Each image (PNG, JPEG, BMP, ...; any size; grey or colour; dark ink on light paper or light on
 dark) is made MNIST-like (`src.digits`), then the net predicts it. Prints a table, and writes
-into `out` (default `<run>/predictions/<date>_<time>/`): `predictions.csv` (image, prediction,
-probability, p0..p9, error) and per image a figure of what went in and what came out. An image
-that cannot be read, or has no ink, is listed as failed; the others go on, and the exit code is
-then 1.
+into `out` (default `<run>/predictions/<date>_<time>_<microseconds>/`): `predictions.csv`
+(image, prediction, probability, p0..p9, error) and per image a figure of what went in and what
+came out. An image that cannot be read, or has no ink, is listed as failed; the others go on,
+and the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
         paths = find_images(args["images"])
     except ConfigError as err:
         exit_on_config_error(err)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")  # as run folders: never shared
     out = Path(args["out"] or Path(args["run"]) / "predictions" / stamp)
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
