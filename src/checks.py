@@ -191,9 +191,10 @@ def check_no_relaunch(trainer: L.Trainer) -> None:
     processes by running the command again, -m included, so that each would run the whole
     sweep, out of step with the first. Under SLURM, which starts the processes itself, there
     is no launcher and nothing to refuse."""
-    if trainer.world_size > 1 and isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1:
         raise ConfigError(
-            f"trainer: {trainer.world_size} processes ({type(trainer.strategy).__name__}) in a "
+            f"trainer: {launcher.num_processes} processes ({type(trainer.strategy).__name__}) in a "
             "-m sweep: Lightning starts the others by running this command again, -m included, "
             "so each would run the whole sweep; give each job one GPU (trainer=gpu), or run "
             "trainer=ddp without -m"

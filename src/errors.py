@@ -1,6 +1,11 @@
 """The errors a user sees as a single line instead of a traceback: a refused config value, and
 the two ways a run ends early that are not bugs (it diverged, or a signal stopped it)."""
 
+from __future__ import annotations
+
+import re
+import signal
+
 
 class ConfigError(ValueError):
     """A config value, file or dataset the project cannot use; the message names it and the fix."""
@@ -24,10 +29,25 @@ class Diverged(RunStopped):
 
 
 class Interrupted(RunStopped):
-    """SIGTERM or SIGINT arrived; the exit code is the shell's 128 + the signal's number."""
+    """SIGTERM or SIGINT arrived during `where` (e.g. "epoch 1 (step 430)", "testing"); the
+    exit code is the shell's 128 + the signal's number."""
 
     status = "interrupted"
+    # its message, as a pattern: the signal's name, where, the finished epochs
+    MESSAGE = re.compile(r"interrupted by (SIG[A-Z]+) during (.+?), after (\d+) finished epoch")
 
-    def __init__(self, message: str, epochs_finished: int | None, signal_number: int) -> None:
-        super().__init__(message, epochs_finished)
+    def __init__(self, signal_number: int, where: str, epochs_finished: int) -> None:
+        name = signal.Signals(signal_number).name
+        super().__init__(
+            f"interrupted by {name} during {where}, after {epochs_finished} finished epoch(s)",
+            epochs_finished,
+        )
         self.exit_code = 128 + signal_number
+
+    @classmethod
+    def raised_in(cls, error: BaseException) -> Interrupted | None:
+        """The Interrupted a ddp_spawn rank raised, from the error its parent process gets
+        (torch passes the rank's traceback on as text): the parent's own trainer never hears
+        of the ranks' epochs."""
+        found = cls.MESSAGE.search(str(error))
+        return cls(signal.Signals[found[1]], found[2], int(found[3])) if found else None

@@ -109,8 +109,9 @@ class StopOnSignal(L.Callback):
     """SIGTERM and SIGINT stop the run after the batch in progress; a second SIGINT stops it at
     once. last.ckpt keeps the last finished epoch (checkpoints are written whole, see
     `AtomicCheckpointIO`), which `resume=<run dir>` goes on from. Its handlers are installed for
-    the `with` block around fit and test. With several processes, all stop at the same batch:
-    each one's flag is agreed on after every batch (`everywhere`)."""
+    the `with` block around fit and test, and again in each process that runs a stage (see
+    `take_signals`). With several processes, all stop at the same batch and name the same
+    signal: after every batch they agree on it (`agreed_signal`)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -130,29 +131,30 @@ class StopOnSignal(L.Callback):
             raise KeyboardInterrupt  # a second Ctrl+C: the user does not want to wait
         self.received = number
 
-    def interrupted(self, trainer: L.Trainer, testing: bool = False) -> Interrupted:
-        number = self.received or signal.SIGTERM  # Lightning's own SIGTERM check came first
+    def interrupted(
+        self, trainer: L.Trainer, testing: bool = False, number: int | None = None
+    ) -> Interrupted:
+        number = number or self.received or signal.SIGTERM  # Lightning's SIGTERM check was first
         finished = trainer.current_epoch  # epochs counted from 0: the one in progress
         where = "testing" if testing else f"epoch {finished} (step {trainer.global_step})"
-        return Interrupted(
-            f"interrupted by {signal.Signals(number).name} during {where}, after {finished} "
-            "finished epoch(s)",
-            finished,
-            number,
-        )
+        return Interrupted(number, where, finished)
 
     def take_signals(self) -> None:
-        """Puts this handler in place, in the process that runs the stage, of what a stage's
-        start leaves there. Lightning installs its own SIGTERM handler as fit or test begins
-        (chaining ours), and with several processes it broadcasts from inside it, wherever the
-        signal lands: a SIGTERM to every rank (a SLURM time limit, `kill -- -<group>`) hung a
-        2-process run, one rank in that broadcast, the other in the next collective. And the
-        processes that ddp_spawn starts have Python's SIGINT handler, whose KeyboardInterrupt
-        ended them without a result, which their parent then waited for forever. Lightning
-        puts back what it found when the stage ends."""
+        """Installs this handler in the process that runs a stage, whatever is there.
+        Lightning installs its own SIGTERM handler as fit or test begins, chaining ours, and
+        with several processes it broadcasts from inside it, wherever the signal lands: a
+        SIGTERM to every rank (a SLURM time limit, `kill -- -<group>`) hung a 2-process run,
+        one rank in that broadcast, the other in the next collective. And the processes that
+        ddp_spawn starts have Python's SIGINT handler, whose KeyboardInterrupt ended them
+        without a result, which their parent then waited for forever. Called at `setup`,
+        before Lightning's handler goes in (Lightning puts back what it found there when the
+        stage ends), and as the stage starts, to take SIGTERM back from it. Between the two,
+        Lightning's handler stands for the few calls of the stage's own setup."""
         for number in STOP_SIGNALS:
-            if signal.getsignal(number) != self.handle:
-                signal.signal(number, self.handle)
+            signal.signal(number, self.handle)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.take_signals()
 
     def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.take_signals()
@@ -163,9 +165,20 @@ class StopOnSignal(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.take_signals()
 
+    def agreed_signal(self, trainer: L.Trainer) -> int:
+        """The signal that stops the run, 0 for none; with several processes the same on
+        every one (the highest number any got), so that all stop at the same batch (the
+        others would wait for a stopped one in their next collective) and say alike why."""
+        number = self.received or 0
+        if trainer.world_size > 1:
+            mine = torch.tensor(number, device=trainer.strategy.root_device)
+            number = int(trainer.strategy.reduce(mine, reduce_op="max"))
+        return number
+
     def check(self, trainer: L.Trainer, testing: bool = False) -> None:
-        if everywhere(trainer, self.received is not None):
-            raise self.interrupted(trainer, testing or bool(trainer.testing))
+        number = self.agreed_signal(trainer)
+        if number:
+            raise self.interrupted(trainer, testing or bool(trainer.testing), number)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.check(trainer)

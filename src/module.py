@@ -229,8 +229,10 @@ class MNISTClassifier(PlainHookName, L.LightningModule):
             return
         self.val_acc_best(self.val_acc.compute())
         # the same on every process (val_acc's compute gathers them all); synced all the same,
-        # once an epoch, as Lightning otherwise warns under DDP
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+        # once an epoch, as Lightning otherwise warns under DDP (max: exact, where a mean of
+        # equal floats may not be)
+        best = self.val_acc_best.compute()
+        self.log("val/acc_best", best, prog_bar=True, sync_dist=True, reduce_fx="max")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, log_probs, y = self.step(batch)

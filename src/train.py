@@ -17,6 +17,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -79,12 +80,16 @@ def train(
                 stop_on_signal.check(trainer, testing=True)
                 metrics.update((k, float(value)) for k, value in trainer.callback_metrics.items())
         except BaseException as err:
-            # Lightning's own SIGTERM check, or its exit on a second Ctrl+C, may come first
-            if stop_on_signal.received is None and not isinstance(err, SIGTERMException):
-                raise
-            raise stop_on_signal.interrupted(trainer, testing=bool(trainer.testing)) from None
+            # ours, or a ddp_spawn rank's (as text, in its parent process); Lightning's own
+            # SIGTERM check, or its exit on a second Ctrl+C, may come first
+            stopped = Interrupted.raised_in(err)
+            if stopped is None and stop_on_signal.received is None:
+                if not isinstance(err, SIGTERMException):
+                    raise
+            raise stopped or stop_on_signal.interrupted(trainer, bool(trainer.testing)) from None
 
-    log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
+    if trainer.is_global_zero:
+        log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})
     size = totals(analyze(model.net.specs, model.net.input_size))
     shifts = {f"shift_acc_{k}px": metrics.get(f"shift/acc_{k}px") for k in SHIFTS_SHOWN}
     return {
@@ -147,6 +152,10 @@ def main(cfg: DictConfig) -> float | None:
         return None
     except RunStopped as err:
         result.update(status=err.status, error=str(err), epochs=err.epochs_finished)
+        if rank_zero_only.rank > 0:
+            # the first process says so and sets the exit code (all stopped at the same batch);
+            # Lightning would kill it on this one's non-zero exit, maybe before it has
+            return None
         print(f"error: {err}{resume_hint(err, output_dir)}", file=sys.stderr)
         if single or isinstance(err, Interrupted):
             sys.exit(err.exit_code)
@@ -158,7 +167,8 @@ def main(cfg: DictConfig) -> float | None:
             return None
         raise
     finally:
-        if result is not None:
+        # Lightning's DDP runs this whole program in every process: the first one speaks
+        if result is not None and rank_zero_only.rank == 0:
             result["wall_time_s"] = round(time.perf_counter() - started, 2)
             (output_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
 

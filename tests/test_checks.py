@@ -184,6 +184,7 @@ def test_a_gpu_asked_for_where_there_is_none(
         ({"devices": 2}, True),  # Lightning picks its DDP
         ({"strategy": "ddp_spawn", "devices": 2}, False),  # started from within the job
         ({"strategy": "ddp", "devices": 1}, False),
+        ({"strategy": "ddp", "devices": 1, "num_nodes": 2}, False),  # one process a node
     ],
 )
 def test_a_sweep_job_refuses_ddp_that_runs_the_command_again(
@@ -199,11 +200,16 @@ def test_a_sweep_job_refuses_ddp_that_runs_the_command_again(
         check_no_relaunch(trainer)
 
 
-def test_train_checks_the_launch_in_a_sweep_only(tmp_path: Path) -> None:
+def test_train_checks_the_launch_in_a_sweep_only(tmp_path: Path, monkeypatch) -> None:
     cfg = compose_train(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], tmp_path)
     with pytest.raises(ConfigError, match="in a -m sweep"):
         train(cfg, in_sweep=True)
     assert not (tmp_path / "checkpoints").exists()  # refused before fit
+    fitted = []  # a single run goes on to fit
+    monkeypatch.setattr(L.Trainer, "fit", lambda *args, **kwargs: fitted.append(1) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train(cfg, in_sweep=False)
+    assert fitted == [1]
 
 
 def test_folders(tmp_path: Path) -> None:

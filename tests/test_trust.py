@@ -21,7 +21,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
 from src.errors import Diverged, Interrupted
-from src.guards import AtomicCheckpointIO, StopOnDivergence
+from src.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.inspect import main as inspect_main
 from src.runs import resume_config
 from src.train import train
@@ -298,19 +298,42 @@ def test_sigterm_stops_the_command_and_resume_goes_on(tiny_data_dir: Path, tmp_p
     assert (run / ".hydra" / "resumed" / "overrides.yaml").is_file()
 
 
+def test_a_process_takes_both_signals_when_its_stage_is_set_up() -> None:
+    # a ddp_spawn rank starts with Python's handlers (Ctrl+C raising where torch's wrapper ends
+    # it quietly); Lightning installs its SIGTERM handler after setup, and puts back at the end
+    # what setup left
+    callback = StopOnSignal()
+    saved = [signal.getsignal(number) for number in STOP_SIGNALS]
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        callback.setup(None, None, "fit")
+        assert [signal.getsignal(number) for number in STOP_SIGNALS] == [callback.handle] * 2
+    finally:
+        for number, handler in zip(STOP_SIGNALS, saved, strict=True):
+            signal.signal(number, handler)
+
+
+DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+
+
 @pytest.mark.parametrize(
-    ("trainer", "stop", "exit_code"),
+    ("trainer", "stop", "to_rank_1_only"),
     [
         # Lightning's DDP: Lightning's SIGTERM handler broadcasts from inside itself, which hung
         # a run whose every rank got the signal (a SLURM time limit), in mismatched collectives
-        (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], signal.SIGTERM, 143),
-        # ddp_spawn: Ctrl+C ended the ranks without a result, which the parent then waited for
-        (["trainer=ddp_sim"], signal.SIGINT, 130),
+        (DDP_ON_CPU, signal.SIGTERM, False),
+        # the first process, which got no signal, stops too and names the one rank 1 got
+        (DDP_ON_CPU, signal.SIGINT, True),
+        # ddp_spawn: Ctrl+C ended the ranks without a result, which the parent then waited for;
+        # and the parent, whose own trainer trains nothing, named epoch 0
+        (["trainer=ddp_sim"], signal.SIGINT, False),
     ],
 )  # fmt: skip
-def test_a_signal_to_every_process_of_a_two_process_run_stops_it(
-    tiny_data_dir: Path, tmp_path: Path, trainer: list[str], stop: signal.Signals, exit_code: int
-) -> None:
+def test_a_signal_stops_every_process_of_a_two_process_run(
+    tiny_data_dir: Path, tmp_path: Path, trainer: list[str], stop: signal.Signals,
+    to_rank_1_only: bool,
+) -> None:  # fmt: skip
     run = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "src.train", f"data.data_dir={tiny_data_dir}",
@@ -325,17 +348,25 @@ def test_a_signal_to_every_process_of_a_two_process_run_stops_it(
     deadline = time.monotonic() + 120
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, stop)  # every rank, as Ctrl+C or a SLURM time limit does
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    if to_rank_1_only:  # Lightning's DDP runs the command again for rank 1, a child process
+        children = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "src.train"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(children) == 1, children
+        os.kill(int(children[0]), stop)
+    else:
+        os.killpg(process.pid, stop)  # every process, as Ctrl+C or a SLURM time limit does
     try:
         _, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         pytest.fail(f"{' '.join(trainer)}: still running 60 s after {stop.name}")
-    assert process.returncode == exit_code, err[-2000:]
+    assert process.returncode == 128 + stop, err[-2000:]
     result = json.loads((run / "result.json").read_text())
-    assert result["status"] == "interrupted", result
-    assert f"interrupted by {stop.name}" in result["error"], result
+    assert result["status"] == "interrupted" and result["epochs"] >= 1, result
+    assert result["error"].startswith(f"interrupted by {stop.name} during epoch "), result
+    assert err.count("error: interrupted") == 1, err[-2000:]  # the first process's line only
 
 
 @pytest.mark.parametrize(
