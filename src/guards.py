@@ -89,12 +89,19 @@ class StopOnDivergence(L.Callback):
             )
 
 
-def everywhere(trainer: L.Trainer, stop: bool) -> bool:
-    """Whether any process must stop: with several, all stop at the same batch, or the others
-    would wait for it in their next all-reduce."""
+def highest_everywhere(trainer: L.Trainer, value: int) -> int:
+    """`value`, or with several processes the highest any of them holds (one all-reduce): what
+    stops one stops all at the same batch, or the others would wait for it in their next
+    all-reduce."""
     if trainer.world_size > 1:
-        return trainer.strategy.reduce_boolean_decision(stop, all=False)
-    return stop
+        mine = torch.tensor(value, device=trainer.strategy.root_device)
+        return int(trainer.strategy.reduce(mine, reduce_op="max"))
+    return value
+
+
+def everywhere(trainer: L.Trainer, stop: bool) -> bool:
+    """Whether any process must stop."""
+    return bool(highest_everywhere(trainer, int(stop)))
 
 
 def cure(pl_module: L.LightningModule) -> str:
@@ -111,7 +118,7 @@ class StopOnSignal(L.Callback):
     `AtomicCheckpointIO`), which `resume=<run dir>` goes on from. Its handlers are installed for
     the `with` block around fit and test, and again in each process that runs a stage (see
     `take_signals`). With several processes, all stop at the same batch and name the same
-    signal: after every batch they agree on it (`agreed_signal`)."""
+    signal: after every batch they agree on it (`highest_everywhere`)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -165,18 +172,9 @@ class StopOnSignal(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.take_signals()
 
-    def agreed_signal(self, trainer: L.Trainer) -> int:
-        """The signal that stops the run, 0 for none; with several processes the same on
-        every one (the highest number any got), so that all stop at the same batch (the
-        others would wait for a stopped one in their next collective) and say alike why."""
-        number = self.received or 0
-        if trainer.world_size > 1:
-            mine = torch.tensor(number, device=trainer.strategy.root_device)
-            number = int(trainer.strategy.reduce(mine, reduce_op="max"))
-        return number
-
     def check(self, trainer: L.Trainer, testing: bool = False) -> None:
-        number = self.agreed_signal(trainer)
+        # the same signal in every process (the highest number any got), so all say alike why
+        number = highest_everywhere(trainer, self.received or 0)
         if number:
             raise self.interrupted(trainer, testing or bool(trainer.testing), number)
 

@@ -83,9 +83,9 @@ def train(
             # ours, or a ddp_spawn rank's (as text, in its parent process); Lightning's own
             # SIGTERM check, or its exit on a second Ctrl+C, may come first
             stopped = Interrupted.raised_in(err)
-            if stopped is None and stop_on_signal.received is None:
-                if not isinstance(err, SIGTERMException):
-                    raise
+            lightning_stopped = isinstance(err, SIGTERMException)
+            if stopped is None and stop_on_signal.received is None and not lightning_stopped:
+                raise
             raise stopped or stop_on_signal.interrupted(trainer, bool(trainer.testing)) from None
 
     if trainer.is_global_zero:
