@@ -59,6 +59,14 @@ class Net(nn.Sequential):
         self.specs = specs
         self.input_size = input_size
 
+    def forward(self, x: Tensor) -> Tensor:
+        # nn.Sequential's own, written here: torch 2.11's Module.compile() finds no frame to
+        # compile when forward lives in torch's files (pytorch/pytorch#150915), and the net ran
+        # uncompiled on the GPU machine's torch 2.11 (README, "Speed").
+        for layer in self:
+            x = layer(x)
+        return x
+
     def spatial_layers(self) -> list[str]:
         """The convs and max-pools whose output is a map (bigger than 1x1), in network order:
         the layers whose activations can be drawn."""
