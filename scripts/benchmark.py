@@ -18,7 +18,8 @@
    accuracy it reaches;
 6. the same for `experiment=speedrun` (compiled net, large batches, nothing but training in the
    loop), against a bare PyTorch loop with the same net, recipe and epochs (then a validation
-   pass, as fit ends with one): each side `--fit-repeats` times, alternately; medians.
+   pass, as fit ends with one): each side `--fit-repeats` times, alternately; medians; and the
+   graphs torch.compile made (none under model.compile=true: the net ran eagerly).
 
 On a GPU every clock read waits for the GPU first (torch.cuda.synchronize), and the card's name
 heads the table and the JSON.
@@ -433,6 +434,7 @@ def compare_fits(
     net is compiled once first, untimed, so that both sides find it in the cache, as a sweep's
     later jobs do."""
     cfg = config(f"experiment={preset}", *overrides)
+    graphs_before = compiled_graphs()
     if cfg.model.compile:
         bare_fit(cfg, device, max_steps=2)
     bare: list[dict[str, float]] = []
@@ -453,7 +455,14 @@ def compare_fits(
         "bare": {"fit_s": statistics.median(bare_fit_s), "fit_s_repeats": bare_fit_s,
                  "test_acc": statistics.median(b["test_acc"] for b in bare)},
         "ratio": statistics.median(fit_s) / statistics.median(bare_fit_s),
+        "compile": cfg.model.compile, "compiled_graphs": compiled_graphs() - graphs_before,
     }  # fmt: skip
+
+
+def compiled_graphs() -> int:
+    """Graphs torch.compile has made in this process: none under model.compile=true means the
+    net ran eagerly (as it did on torch 2.11 before Net had its own forward)."""
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
 def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[str, float]:
@@ -506,6 +515,15 @@ def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[st
 
 def epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def compiled(speedrun: dict[str, Any]) -> str:
+    """What the speedrun row says of its compilation: the graphs made, or that none were."""
+    if not speedrun["compile"]:
+        return ", not compiled"
+    if speedrun["compiled_graphs"] == 0:
+        return ", COMPILED NOTHING (ran eagerly)"
+    return f", {speedrun['compiled_graphs']} graphs compiled"
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -562,7 +580,7 @@ def print_table(r: dict[str, Any]) -> None:
         "experiment=speedrun: fit to 99.0% (median)",
         f"bare loop {bare['fit_s']:.2f} s, test acc {100 * bare['test_acc']:.2f}%",
         f"{speedrun['fit_s']:.2f} s, {epochs(speedrun['epochs'])}, "
-        f"test acc {100 * speedrun['test_acc']:.2f}%",
+        f"test acc {100 * speedrun['test_acc']:.2f}%{compiled(speedrun)}",
         f"{speedrun['ratio']:.2f}x", "<= 1.1x (CPU); <= 1.0 s (H100)",
     )  # fmt: skip
     Console(width=None if sys.stdout.isatty() else 140).print(table)

@@ -58,6 +58,10 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     assert speedrun["bare"]["fit_s"] > 0 and 0.5 < speedrun["bare"]["test_acc"] <= 1
     assert len(speedrun["fit_s_repeats"]) == len(speedrun["bare"]["fit_s_repeats"]) == 1
     assert speedrun["ratio"] == pytest.approx(speedrun["fit_s"] / speedrun["bare"]["fit_s"])
+    # the net was compiled, not run eagerly under model.compile=true (torch 2.11 did that once):
+    # a training graph and an evaluation graph
+    assert speedrun["compile"] is True and speedrun["compiled_graphs"] >= 2
+    assert "graphs compiled" in result.stdout
     assert saved["device"].startswith("CPU")
     assert "experiment=speedrun" in result.stdout
 
