@@ -186,8 +186,9 @@ class LearningRateCurve(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self.pending.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
-        if logs_step_values(trainer, trainer.global_step + 1):
+        step = trainer.global_step  # a chain of 7 calls: read once
+        self.pending.append((step, trainer.optimizers[0].param_groups[0]["lr"]))
+        if logs_step_values(trainer, step + 1):
             self.write(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -242,15 +243,15 @@ class ProgressBar(RichProgressBar):
         super()._stop_progress()
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        logging_step = trainer.training and logs_step_values(trainer, trainer.global_step)
-        if logging_step:
+        training = trainer.training  # read once: each read is a chain of 5 calls
+        if training and logs_step_values(trainer, trainer.global_step):
             logged = trainer.logged_metrics
             self.step_values = {n: float(logged[n]) for n in self.step_metrics if n in logged}
-        elif trainer.training and self.shown_in_training:
+        elif training and self.shown_in_training:
             return self.shown
         # epoch values are numbers already (Lightning reads them once, at the epoch's end)
         self.shown = self.step_values | super().get_metrics(trainer, pl_module)
-        self.shown_in_training = trainer.training
+        self.shown_in_training = training
         return self.shown
 
 

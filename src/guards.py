@@ -52,9 +52,9 @@ class StopOnDivergence(L.Callback):
         batch_idx: int,
     ) -> None:  # fmt: skip
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.unread.append((trainer.global_step, loss.detach()))
         # global_step already counts this batch's optimizer step, if it made one
         step = trainer.global_step
+        self.unread.append((step, loss.detach()))
         if trainer.is_last_batch or (logs_step_values(trainer, step) and step != self.read_at):
             self.read(trainer, pl_module)
 

@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.errors import ConfigError
 from src.model import Net
-from src.overhead import PlainHookName
+from src.overhead import PlainHookName, StepSignatureOnce
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 SCHEDULERS = {
@@ -102,7 +102,7 @@ def logs_step_values(trainer: L.Trainer, steps_done: int) -> bool:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-class MNISTClassifier(PlainHookName, L.LightningModule):
+class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
     """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...),
     on cross-entropy with `label_smoothing` (0: the tutorial's NLL loss).
 

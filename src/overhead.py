@@ -5,10 +5,11 @@ launching kernels, and Lightning's own Python comes on top of it (README, "Speed
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import inspect
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.profilers import PassThroughProfiler
 
 # The hooks Lightning calls on every callback and on the module at every training step.
@@ -18,21 +19,42 @@ STEP_HOOKS = (
 )  # fmt: skip
 
 
-def skip_unused_step_hooks(callbacks: Sequence[L.Callback], module: L.LightningModule) -> None:
-    """Lets Lightning pass over the training-step hooks that the callbacks and the module do
-    not override. Lightning calls every one at every step, each inside its profiler's context
-    manager and with the module's `_current_fx_name` set and reset: 18 callbacks and the module,
-    6 hooks each, half of Lightning's Python calls a step; on a GPU that is host time the step
-    waits for. Lightning skips a hook that is not callable, so each unused one is set to None
-    on the instance (the class keeps its methods).
+def skip_unused_step_hooks(trainer: L.Trainer, module: L.LightningModule) -> None:
+    """Lets Lightning pass over the training-step hooks that do nothing in this run. Lightning
+    calls every one at every step, each inside its profiler's context manager and with the
+    module's `_current_fx_name` set and reset: 18 callbacks and the module, 6 hooks each, half
+    of Lightning's Python calls a step; on a GPU that is host time the step waits for. Lightning
+    skips a hook that is not callable, so each of these is set to None on the instance (the
+    class keeps its methods):
+    - the step hooks that a callback's (or the module's) class does not override;
+    - a ModelCheckpoint's `on_train_batch_end` where it saves by epochs only (no
+      `every_n_train_steps`, no `train_time_interval`): the hook then returns at once, after
+      some 25 Python calls of checks;
+    - the module's `configure_gradient_clipping`, Lightning's own, where the trainer clips
+      nothing (`gradient_clip_val` unset or 0): it then clips nothing, in some 25 calls.
     """
-    hooked = [(callback, L.Callback) for callback in callbacks] + [(module, L.LightningModule)]
-    for instance, base in hooked:
+    hooked = [(callback, L.Callback) for callback in trainer.callbacks]
+    for instance, base in [*hooked, (module, L.LightningModule)]:
         for name in STEP_HOOKS:
-            # the base's own empty method, bound: not a subclass's, nor one set on the instance
-            # (as LambdaCallback sets its hooks)
-            if getattr(getattr(instance, name), "__func__", None) is getattr(base, name):
+            if is_base_hook(instance, base, name):
                 setattr(instance, name, None)
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and saves_by_epoch_only(callback):
+            callback.on_train_batch_end = None
+    if not trainer.gradient_clip_val and is_base_hook(
+        module, L.LightningModule, "configure_gradient_clipping"
+    ):
+        module.configure_gradient_clipping = None
+
+
+def is_base_hook(instance: object, base: type, name: str) -> bool:
+    """Whether `instance.name` is `base`'s own method, bound: not a subclass's, nor one set on
+    the instance (as LambdaCallback sets its hooks)."""
+    return getattr(getattr(instance, name), "__func__", None) is getattr(base, name)
+
+
+def saves_by_epoch_only(checkpoint: ModelCheckpoint) -> bool:
+    return checkpoint._every_n_train_steps < 1 and checkpoint._train_time_interval is None
 
 
 class NoProfiler(PassThroughProfiler):
@@ -59,3 +81,16 @@ class PlainHookName:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+
+class StepSignatureOnce:
+    """A LightningModule mixin: Lightning reads `training_step`'s signature at every step
+    (`inspect.getfullargspec`, to know whether it takes `batch_idx`), and inspect builds it
+    anew each time: some 25 Python calls. Each subclass's signature is built once and kept on
+    the function, where inspect finds it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("training_step")
+        if inspect.isfunction(step):
+            step.__signature__ = inspect.signature(step)

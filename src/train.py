@@ -59,7 +59,7 @@ def train(
     )
     if in_sweep:
         check_no_relaunch(trainer)
-    skip_unused_step_hooks(trainer.callbacks, model)  # with Lightning's own callbacks too
+    skip_unused_step_hooks(trainer, model)  # with Lightning's own callbacks too
     warn_unlogged_views(trainer)
 
     with stop_on_signal:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,11 +13,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately
 from src.callbacks import ProgressBar
 from src.config import instantiate
-from src.overhead import STEP_HOOKS, NoProfiler, skip_unused_step_hooks
+from src.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT
@@ -177,9 +180,14 @@ def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
         f"[Callback]{cb.state_key}.{hook}" for cb in seen["callbacks"] for hook in STEP_HOOKS
         if getattr(type(cb), hook) is not getattr(L.Callback, hook)
     }  # fmt: skip
+    # the checkpoints save by epochs only: their batch-end hook would return at once
+    checkpoints = [cb for cb in seen["callbacks"] if isinstance(cb, ModelCheckpoint)]
+    assert len(checkpoints) == 2 and all(saves_by_epoch_only(cb) for cb in checkpoints)
+    overridden -= {f"[Callback]{cb.state_key}.on_train_batch_end" for cb in checkpoints}
     step_hooks = {a for a in actions if a.split(".")[-1] in STEP_HOOKS}
     module_hooks = {a for a in step_hooks if a.startswith("[LightningModule]")}
     assert module_hooks == set(), module_hooks  # MNISTClassifier overrides none of them
+    assert "[LightningModule]MNISTClassifier.configure_gradient_clipping" not in actions
     called = {a for a in step_hooks if a.startswith("[Callback]")}
     assert called == overridden, sorted(called ^ overridden)
     assert len(seen["callbacks"]) >= 15 and len(called) < 10, sorted(called)
@@ -255,16 +263,76 @@ def test_the_module_records_its_current_hook_in_one_call(tmp_path: Path) -> None
     assert counter.calls == 3  # what the mixin saves, lest this test outlive its reason
 
 
+def test_lightning_reads_the_training_steps_signature_without_building_it(tmp_path: Path) -> None:
+    # what Lightning asks at every step: does training_step take batch_idx?
+    def takes_batch_idx(module: L.LightningModule) -> tuple[bool, int]:
+        with PythonCalls() as counter:
+            answer = is_param_in_hook_signature(module.training_step, "batch_idx", min_args=2)
+        return answer, counter.calls
+
+    class Plain(L.LightningModule):
+        def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+            pass
+
+    module = instantiate(default_cfg(tmp_path, tmp_path).model, _convert_="all")
+    (answer, calls), (plain_answer, plain_calls) = takes_batch_idx(module), takes_batch_idx(Plain())
+    assert answer is plain_answer is True
+    assert calls < plain_calls - 15, (calls, plain_calls)
+
+
 def test_hooks_set_on_the_instance_are_kept() -> None:
     # LambdaCallback sets its hooks on the instance; only the base's own empty hooks go
     seen = []
     by_lambda = L.pytorch.callbacks.LambdaCallback(on_train_batch_end=lambda *a: seen.append(1))
     plain = L.Callback()
     module = L.LightningModule()
-    skip_unused_step_hooks([by_lambda, plain], module)
+    skip_unused_step_hooks(SimpleNamespace(callbacks=[by_lambda, plain], gradient_clip_val=None),
+                           module)  # fmt: skip
     by_lambda.on_train_batch_end()
     assert seen == [1] and by_lambda.on_train_batch_start is None
     assert plain.on_train_batch_end is None and module.on_before_backward is None
+
+
+def test_checkpoints_keep_their_batch_end_hook_only_where_they_save_within_an_epoch(
+    tmp_path: Path,
+) -> None:
+    by_epoch = ModelCheckpoint(dirpath=tmp_path)
+    by_steps = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=100)
+    by_time = ModelCheckpoint(dirpath=tmp_path, train_time_interval=timedelta(minutes=10))
+    trainer = SimpleNamespace(callbacks=[by_epoch, by_steps, by_time], gradient_clip_val=None)
+    skip_unused_step_hooks(trainer, L.LightningModule())
+    assert by_epoch.on_train_batch_end is None
+    assert callable(by_steps.on_train_batch_end) and callable(by_time.on_train_batch_end)
+
+
+@pytest.mark.parametrize(("clip", "clips"), [(None, False), (0, False), (0.5, True)])
+def test_gradient_clipping_is_skipped_only_where_the_trainer_clips_nothing(
+    clip: float | None, clips: bool
+) -> None:
+    module = L.LightningModule()
+    skip_unused_step_hooks(SimpleNamespace(callbacks=[], gradient_clip_val=clip), module)
+    assert callable(module.configure_gradient_clipping) is clips
+
+
+def test_a_run_with_gradient_clipping_still_clips(tiny_data_dir: Path, tmp_path: Path) -> None:
+    # SGD without weight decay moves a weight by lr x its clipped gradient (with momentum, at
+    # most 10x that): gradients clipped to 1e-9 leave the convs as they were
+    weights: list[torch.Tensor] = []
+
+    class Weights(L.Callback):
+        def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            weights.append(pl_module.net.conv1.weight.detach().clone())
+
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            weights.append(pl_module.net.conv1.weight.detach().clone())
+
+    cfg = default_cfg(
+        tiny_data_dir, tmp_path, "trainer.max_epochs=1", "test=false", "logger=none",
+        "+trainer.gradient_clip_val=1e-9", "+trainer.gradient_clip_algorithm=value",
+    )  # fmt: skip
+    train(cfg, extra_callbacks=[Weights()])
+    start, end = weights
+    assert 0 < (end - start).abs().max() < 1e-8
 
 
 SPEED_CHECKS = ROOT / "scripts" / "speed_checks.sh"
