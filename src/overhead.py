@@ -27,7 +27,7 @@ def skip_unused_step_hooks(trainer: L.Trainer, module: L.LightningModule) -> Non
     skips a hook that is not callable, so each of these is set to None on the instance (the
     class keeps its methods):
     - the step hooks that a callback's (or the module's) class does not override;
-    - a ModelCheckpoint's `on_train_batch_end` where it saves by epochs only (no
+    - a ModelCheckpoint's own `on_train_batch_end` where it saves by epochs only (no
       `every_n_train_steps`, no `train_time_interval`): the hook then returns at once, after
       some 25 Python calls of checks;
     - the module's `configure_gradient_clipping`, Lightning's own, where the trainer clips
@@ -39,7 +39,11 @@ def skip_unused_step_hooks(trainer: L.Trainer, module: L.LightningModule) -> Non
             if is_base_hook(instance, base, name):
                 setattr(instance, name, None)
     for callback in trainer.callbacks:
-        if isinstance(callback, ModelCheckpoint) and saves_by_epoch_only(callback):
+        if (
+            isinstance(callback, ModelCheckpoint)
+            and is_base_hook(callback, ModelCheckpoint, "on_train_batch_end")
+            and saves_by_epoch_only(callback)
+        ):
             callback.on_train_batch_end = None
     if not trainer.gradient_clip_val and is_base_hook(
         module, L.LightningModule, "configure_gradient_clipping"

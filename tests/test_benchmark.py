@@ -299,10 +299,18 @@ def test_checkpoints_keep_their_batch_end_hook_only_where_they_save_within_an_ep
     by_epoch = ModelCheckpoint(dirpath=tmp_path)
     by_steps = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=100)
     by_time = ModelCheckpoint(dirpath=tmp_path, train_time_interval=timedelta(minutes=10))
-    trainer = SimpleNamespace(callbacks=[by_epoch, by_steps, by_time], gradient_clip_val=None)
-    skip_unused_step_hooks(trainer, L.LightningModule())
+
+    class Own(ModelCheckpoint):  # a subclass's own batch-end hook stays
+        def on_train_batch_end(self, *args: object) -> None:
+            pass
+
+    own = Own(dirpath=tmp_path)
+    callbacks = [by_epoch, by_steps, by_time, own]
+    skip_unused_step_hooks(SimpleNamespace(callbacks=callbacks, gradient_clip_val=None),
+                           L.LightningModule())  # fmt: skip
     assert by_epoch.on_train_batch_end is None
     assert callable(by_steps.on_train_batch_end) and callable(by_time.on_train_batch_end)
+    assert callable(own.on_train_batch_end)
 
 
 @pytest.mark.parametrize(("clip", "clips"), [(None, False), (0, False), (0.5, True)])
