@@ -326,6 +326,7 @@ def test_a_run_with_gradient_clipping_still_clips(tiny_data_dir: Path, tmp_path:
     # SGD without weight decay moves a weight by lr x its clipped gradient (with momentum, at
     # most 10x that): gradients clipped to 1e-9 leave the convs as they were
     weights: list[torch.Tensor] = []
+    steps: list[int] = []
 
     class Weights(L.Callback):
         def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -333,6 +334,7 @@ def test_a_run_with_gradient_clipping_still_clips(tiny_data_dir: Path, tmp_path:
 
         def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             weights.append(pl_module.net.conv1.weight.detach().clone())
+            steps.append(trainer.global_step)
 
     cfg = default_cfg(
         tiny_data_dir, tmp_path, "trainer.max_epochs=1", "test=false", "logger=none",
@@ -340,7 +342,7 @@ def test_a_run_with_gradient_clipping_still_clips(tiny_data_dir: Path, tmp_path:
     )  # fmt: skip
     train(cfg, extra_callbacks=[Weights()])
     start, end = weights
-    assert 0 < (end - start).abs().max() < 1e-8
+    assert steps == [STEPS_PER_EPOCH] and (end - start).abs().max() < 1e-8
 
 
 SPEED_CHECKS = ROOT / "scripts" / "speed_checks.sh"
