@@ -11,6 +11,8 @@
 #   eager       the speedrun sweep with the net not compiled (model.compile=false): a new
 #               process's first job spends seconds compiling, which a 1 s fit cannot pay back;
 #   eager-eval  the speedrun sweep with model.compile_eval=false (validation not compiled);
+#   graphs      the speedrun sweep with model.compile_mode=cuda-graphs (the training step
+#               recorded as CUDA graphs at the first step, nothing compiled);
 #   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true);
 #   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed).
 # Each writes into $OUT (logs/speed_checks without it) its console (<check>.txt) and, for the
@@ -56,9 +58,9 @@ checks=("$@")
 [ $# -gt 0 ] || checks=(speedrun benchmark)
 for check in "${checks[@]}"; do  # all checked before any runs
   case "$check" in
-    speedrun | benchmark | eager | eager-eval | fused-adam | bf16) ;;
+    speedrun | benchmark | eager | eager-eval | graphs | fused-adam | bf16) ;;
     *)
-      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager, eager-eval, fused-adam or bf16" >&2
+      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager, eager-eval, graphs, fused-adam or bf16" >&2
       exit 2
       ;;
   esac
@@ -70,6 +72,7 @@ for check in "${checks[@]}"; do
     speedrun) sweep speedrun ;;
     eager) sweep eager model.compile=false ;;
     eager-eval) sweep eager-eval model.compile_eval=false ;;
+    graphs) sweep graphs model.compile_mode=cuda-graphs ;;
     fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
     bf16) sweep bf16 trainer.precision=bf16-mixed ;;
     benchmark)

@@ -589,6 +589,29 @@ def check_checkpoint(
         )
 
 
+def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
+    """`model.compile_mode=cuda-graphs` records the training step in full precision on one
+    device: torch records no step under Lightning's autocast (it caches casts), and a step of
+    several processes would need DDP's own warm-up before it is recorded. On a CPU the net
+    runs eagerly, so any CPU trainer goes."""
+    if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
+        return
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in ("32-true", "32"):
+        raise ConfigError(
+            f"trainer.precision={precision!r}: model.compile_mode=cuda-graphs records the step "
+            "in full precision only (32-true); torch records none under mixed precision's "
+            "autocast"
+        )
+    devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", "auto"))
+    if trainer.get("accelerator") != "cpu" and (str(devices) != "1" or strategy != "auto"):
+        raise ConfigError(
+            f"trainer.devices={devices!r}, trainer.strategy={strategy!r}: "
+            "model.compile_mode=cuda-graphs records the step of one device (trainer=gpu, "
+            "devices 1, strategy auto)"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Every value of a composed training config, before any work; the first refused value is
     a ConfigError. Cheap, except for reading a checkpoint given as ckpt_path."""
@@ -602,6 +625,7 @@ def check_config(cfg: DictConfig) -> None:
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
     check_accelerator(cfg.trainer)
+    check_graphs(model, cfg.trainer)
     check_trainer_batches(cfg.trainer, loader, test=cfg.test)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))

@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.errors import ConfigError
+from src.graphs import TrainingGraphs
 from src.model import Net
 from src.overhead import PlainHookName, StepSignatureOnce
 
@@ -99,7 +100,9 @@ def logs_step_values(trainer: L.Trainer, steps_done: int) -> bool:
     return trainer.is_last_batch or (every > 0 and steps_done > 0 and steps_done % every == 0)
 
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES = (
+    "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "cuda-graphs"
+)  # fmt: skip
 
 
 class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
@@ -110,6 +113,9 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
     "reduce-overhead" for CUDA graphs on a GPU) on the CPU as on a GPU; the net's parameters
     and checkpoints stay as they are. The first steps then pay for the compilation, and the
     first validation step for a second one (no gradients: another graph).
+    `compile_mode="cuda-graphs"` compiles nothing: on a CUDA device the training forward and
+    backward are recorded as CUDA graphs at the first step and replayed after
+    (`src.graphs.TrainingGraphs`); evaluation, and everything on a CPU, runs eagerly.
     `compile_eval=False` runs the module's forward eagerly in eval mode instead (validation,
     test, the shift-invariance check): no second compilation, for evaluations too short to pay
     it back. The other views call the net's own forward, never compiled.
@@ -144,7 +150,9 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         self.save_hyperparameters()
         self.net = Net(**net)
         self.eval_eagerly = compile and not compile_eval
-        if compile:  # in place: the state dict keeps its keys (no _orig_mod. prefix)
+        graphs = compile and compile_mode == "cuda-graphs"
+        self.training_graphs = TrainingGraphs(self.net) if graphs else None
+        if compile and not graphs:  # in place: the state dict keeps its keys (no _orig_mod.)
             self.net.compile(mode=compile_mode)
         # Lets the model summary show each layer's input and output sizes and its FLOPs.
         side = self.net.input_size
@@ -164,6 +172,8 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         self.seed = torch.initial_seed()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training_graphs is not None:
+            return self.training_graphs(x)
         if self.training or not self.eval_eagerly:
             return self.net(x)
         with torch.compiler.set_stance("force_eager"):

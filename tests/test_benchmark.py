@@ -376,7 +376,7 @@ def test_speed_checks_stops_a_check_at_its_time_limit_and_goes_on(tmp_path: Path
     ("args", "limit", "message"),
     [
         (["speedrun", "fast"], "5",
-         "check 'fast': must be speedrun, benchmark, eager, eager-eval, fused-adam or bf16"),
+         "check 'fast': must be speedrun, benchmark, eager, eager-eval, graphs, fused-adam or bf16"),
         (["speedrun"], "0", "LIMIT_S='0': must be a whole number of seconds >= 1"),
     ],
 )  # fmt: skip
