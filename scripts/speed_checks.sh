@@ -5,16 +5,17 @@
 #     bash .device/remote.sh bash scripts/speed_checks.sh [check ...]
 # and where the project is installed: bash scripts/speed_checks.sh (PYTHON=.venv/bin/python ...).
 # The checks, in the order given (without any: speedrun benchmark):
-#   speedrun    experiment=speedrun over seeds 0-4 as one sweep (the first job compiles, the
-#               others find the compiled net in the cache), on the GPU where there is one;
+#   speedrun    experiment=speedrun over seeds 0-4 as one sweep (each job records its training
+#               step as CUDA graphs; the first also pays the process's CUDA start-up), on the
+#               GPU where there is one;
 #   benchmark   scripts/benchmark.py with 3 repeats of each comparison;
-#   eager       the speedrun sweep with the net not compiled (model.compile=false): a new
-#               process's first job spends seconds compiling, which a 1 s fit cannot pay back;
-#   eager-eval  the speedrun sweep with model.compile_eval=false (validation not compiled);
-#   graphs      the speedrun sweep with model.compile_mode=cuda-graphs (the training step
-#               recorded as CUDA graphs at the first step, nothing compiled);
+#   eager       the speedrun sweep with the net not compiled (model.compile=false);
+#   eager-eval  the compiled sweep with model.compile_eval=false (validation not compiled);
+#   compiled    the speedrun sweep with the net compiled (model.compile_mode=reduce-overhead:
+#               torch.compile with CUDA graphs), the preset before it recorded its step;
 #   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true);
-#   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed).
+#   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed; the
+#               step cannot be recorded under autocast, so eagerly: model.compile=false).
 # Each writes into $OUT (logs/speed_checks without it) its console (<check>.txt) and, for the
 # sweeps, the results table (<check>.md: test accuracy and fit_time_s of each seed), for the
 # benchmark benchmark.json. Each check is stopped after its time limit (LIMIT_S seconds, 280
@@ -58,9 +59,9 @@ checks=("$@")
 [ $# -gt 0 ] || checks=(speedrun benchmark)
 for check in "${checks[@]}"; do  # all checked before any runs
   case "$check" in
-    speedrun | benchmark | eager | eager-eval | graphs | fused-adam | bf16) ;;
+    speedrun | benchmark | eager | compiled | eager-eval | fused-adam | bf16) ;;
     *)
-      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager, eager-eval, graphs, fused-adam or bf16" >&2
+      echo "speed_checks.sh: check '$check': must be speedrun, benchmark, eager, compiled, eager-eval, fused-adam or bf16" >&2
       exit 2
       ;;
   esac
@@ -71,10 +72,10 @@ for check in "${checks[@]}"; do
   case "$check" in
     speedrun) sweep speedrun ;;
     eager) sweep eager model.compile=false ;;
-    eager-eval) sweep eager-eval model.compile_eval=false ;;
-    graphs) sweep graphs model.compile_mode=cuda-graphs ;;
+    compiled) sweep compiled model.compile_mode=reduce-overhead ;;
+    eager-eval) sweep eager-eval model.compile_mode=reduce-overhead model.compile_eval=false ;;
     fused-adam) sweep fused-adam +model.optimizer.fused=true ;;
-    bf16) sweep bf16 trainer.precision=bf16-mixed ;;
+    bf16) sweep bf16 trainer.precision=bf16-mixed model.compile=false ;;
     benchmark)
       limited "$py" scripts/benchmark.py --repeats 3 --fit-repeats 3 \
         --out "$out/benchmark.json" 2>&1 | tee "$out/benchmark.txt"

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
-from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately
+from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately, compiled
 from src.callbacks import ProgressBar
 from src.config import instantiate
 from src.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
@@ -32,8 +32,8 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     out = tmp_path / "benchmark.json"
     args = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--repeats", "1",
             "--steps", "12", "--warmup", "2", "--fit-repeats", "1", "--out", str(out),
-            # short runs of both presets, the speedrun still compiled: the rows' machinery, not
-            # their targets (the README's benchmark runs hold those)
+            # short runs of both presets: the rows' machinery, not their targets (the README's
+            # benchmark runs hold those)
             "--fast-overrides", "trainer.max_epochs=1", "+trainer.limit_train_batches=100",
             "--speedrun-overrides", "model.channels=[8,16,16]", "trainer.max_epochs=1"]  # fmt: skip
     env = {"MNIST_OFFLINE_DIR": str(offline_dir), "PATH": "/usr/bin:/bin"}
@@ -56,17 +56,36 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     assert tiny["added_ms"] == pytest.approx(tiny["lightning_ms"] - tiny["bare_ms"])
     assert reads["steps"] == 3 * 50 + 1 and reads["max_between_logging_steps"] == 0
     assert reads["max_on_logging_steps"] >= 2
-    # the compiled preset through Lightning and the same recipe as a bare loop
+    # the preset through Lightning and the same recipe as a bare loop
     assert speedrun["epochs"] == 1 and 0.5 < speedrun["test_acc"] <= 1
     assert speedrun["bare"]["fit_s"] > 0 and 0.5 < speedrun["bare"]["test_acc"] <= 1
     assert len(speedrun["fit_s_repeats"]) == len(speedrun["bare"]["fit_s_repeats"]) == 1
     assert speedrun["ratio"] == pytest.approx(speedrun["fit_s"] / speedrun["bare"]["fit_s"])
-    # the net was compiled, not run eagerly under model.compile=true (torch 2.11 did that once):
-    # a training graph and an evaluation graph
-    assert speedrun["compile"] is True and speedrun["compiled_graphs"] >= 2
-    assert "graphs compiled" in result.stdout
+    # its step as CUDA graphs on a GPU: here eager, and the row says so
+    assert speedrun["compile_mode"] == "cuda-graphs" and speedrun["device_type"] == "cpu"
+    assert speedrun["compiled_graphs"] == 0
+    assert "eager" in result.stdout  # the whole words wrap in the table's cell (see below)
     assert saved["device"].startswith("CPU")
     assert "experiment=speedrun" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        ({"compile": False}, ", not compiled"),
+        ({"compile": True, "compile_mode": "cuda-graphs", "device_type": "cuda"},
+         ", training step as CUDA graphs"),
+        ({"compile": True, "compile_mode": "cuda-graphs", "device_type": "cpu"},
+         ", eager (CUDA graphs need a GPU)"),
+        # the net compiled: torch 2.11 once compiled nothing under model.compile=true
+        ({"compile": True, "compile_mode": "default", "compiled_graphs": 2},
+         ", 2 graphs compiled"),
+        ({"compile": True, "compile_mode": "reduce-overhead", "compiled_graphs": 0},
+         ", COMPILED NOTHING (ran eagerly)"),
+    ],
+)  # fmt: skip
+def test_speedrun_row_says_how_the_step_ran(row: dict, words: str) -> None:
+    assert compiled(row) == words
 
 
 def default_cfg(data_dir: Path, out: Path, *overrides: str):
@@ -376,7 +395,8 @@ def test_speed_checks_stops_a_check_at_its_time_limit_and_goes_on(tmp_path: Path
     ("args", "limit", "message"),
     [
         (["speedrun", "fast"], "5",
-         "check 'fast': must be speedrun, benchmark, eager, eager-eval, graphs, fused-adam or bf16"),
+         "check 'fast': must be speedrun, benchmark, eager, compiled, eager-eval, fused-adam or "
+         "bf16"),
         (["speedrun"], "0", "LIMIT_S='0': must be a whole number of seconds >= 1"),
     ],
 )  # fmt: skip

@@ -1,0 +1,107 @@
+"""model.compile_mode=cuda-graphs: eager on a CPU; on a CUDA device (the GPU machine runs these,
+CI has none) the recorded step against the eager one."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from src.module import MNISTClassifier
+
+NET = {"channels": [4, 8], "batch_norm": True}
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+
+
+def twin_modules(device: str) -> tuple[MNISTClassifier, MNISTClassifier]:
+    """An eager module and a cuda-graphs one with the same weights, in training mode."""
+    options = {"optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "none"}, **NET}
+    torch.manual_seed(0)
+    eager = MNISTClassifier(**options).to(device).train()
+    graphed = MNISTClassifier(compile=True, compile_mode="cuda-graphs", **options)
+    graphed.load_state_dict(eager.state_dict())
+    return eager, graphed.to(device).train()
+
+
+def sgd_steps(module: MNISTClassifier, batches: list) -> list[float]:
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    losses = []
+    for batch in batches:
+        loss, _, _ = module.step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def batches(device: str, sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(n, 1, 28, 28, generator=generator).to(device),
+         torch.randint(0, 10, (n,), generator=generator).to(device))
+        for n in sizes
+    ]  # fmt: skip
+
+
+def test_cuda_graphs_on_a_cpu_train_eagerly_and_say_so(caplog) -> None:
+    eager, graphed = twin_modules("cpu")
+    data = batches("cpu", [16, 16, 16])
+    with caplog.at_level(logging.INFO, logger="src.graphs"):
+        assert sgd_steps(graphed, data) == sgd_steps(eager, data)
+    for name, value in eager.state_dict().items():
+        assert torch.equal(value, graphed.state_dict()[name]), name
+    assert graphed.training_graphs.graphed is None
+    said = [r.getMessage() for r in caplog.records if r.name == "src.graphs"]
+    assert said == ["model.compile_mode=cuda-graphs: on cpu the net runs eagerly"]
+
+
+@cuda
+def test_recorded_step_matches_the_eager_one() -> None:
+    eager, graphed = twin_modules("cuda")
+    before = {name: b.clone() for name, b in graphed.named_buffers()}
+    (x, y), = batches("cuda", [32])  # fmt: skip
+    for module in (eager, graphed):
+        loss, _, _ = module.step((x, y))
+        loss.backward()
+    # recording ran the net a few times: batch norm's statistics moved one step, as eager's did
+    for name, buffer in graphed.named_buffers():
+        torch.testing.assert_close(buffer, dict(eager.named_buffers())[name])
+        assert not torch.equal(buffer, before[name]), name
+    for name, parameter in graphed.named_parameters():
+        torch.testing.assert_close(
+            parameter.grad, dict(eager.named_parameters())[name].grad, rtol=1e-4, atol=1e-6
+        )
+    assert graphed.training_graphs.shape == (32, 1, 28, 28)
+
+
+@cuda
+def test_recorded_training_follows_eager_training() -> None:
+    eager, graphed = twin_modules("cuda")
+    data = batches("cuda", [32] * 5 + [20] + [32] * 4)  # a short batch runs eagerly
+    eager_losses, graphed_losses = sgd_steps(eager, data), sgd_steps(graphed, data)
+    assert graphed_losses == pytest.approx(eager_losses, rel=1e-3)
+    for name, parameter in graphed.named_parameters():
+        torch.testing.assert_close(
+            parameter, dict(eager.named_parameters())[name], rtol=1e-3, atol=1e-4
+        )
+    # eval mode: the net's own forward, no graph
+    eager.eval(), graphed.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(graphed(data[0][0]), eager(data[0][0]), rtol=1e-3, atol=1e-4)
+
+
+@cuda
+def test_moved_module_trains_as_an_eager_one() -> None:
+    _, graphed = twin_modules("cuda")
+    data = batches("cuda", [32, 32, 32])
+    sgd_steps(graphed, data[:1])
+    graphed.cpu().cuda()  # Lightning moves the module to the CPU after fit: new addresses
+    reference = MNISTClassifier(
+        optimizer={"name": "sgd"}, scheduler={"name": "none"}, **NET
+    ).cuda().train()  # fmt: skip
+    reference.load_state_dict(graphed.state_dict())
+    assert sgd_steps(graphed, data[1:]) == pytest.approx(sgd_steps(reference, data[1:]), rel=1e-3)
+    graphs = graphed.training_graphs
+    assert graphs.graphed is not None and graphs.addresses == graphs.tensors_at()
