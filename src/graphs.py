@@ -53,12 +53,12 @@ class TrainingGraphs:
     def record(self, x: Tensor) -> None:
         started = time.perf_counter()
         buffers = [buffer.clone() for buffer in self.net.buffers()]
-        graphed = torch.cuda.make_graphed_callables(self.net, (x.detach(),))
         # The recording's autograd graph lives on with the graphs, and with it the parameters'
-        # gradient accumulators, made on the recording's side stream: each step's gradients
-        # then reach them across streams, which torch warns of at the first backward. That
-        # costs an event wait on the GPU, no host sync (its time is in the figures measured).
+        # gradient accumulators, made on the recording's side stream: gradients then reach
+        # them across streams, which torch warns of on the console. That costs an event wait
+        # on the GPU, no host sync (its time is in the figures measured).
         torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
+        graphed = torch.cuda.make_graphed_callables(self.net, (x.detach(),))
         with torch.no_grad():
             for buffer, saved in zip(self.net.buffers(), buffers, strict=True):
                 buffer.copy_(saved)
