@@ -58,7 +58,9 @@ class TrainingGraphs:
         # them across streams, which torch warns of on the console. That costs an event wait
         # on the GPU, no host sync (its time is in the figures measured).
         torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
-        graphed = torch.cuda.make_graphed_callables(self.net, (x.detach(),))
+        # a copy: the example becomes the graphs' input buffer, into which each later batch is
+        # copied; the batch itself may be a view of the dataset
+        graphed = torch.cuda.make_graphed_callables(self.net, (x.detach().clone(),))
         with torch.no_grad():
             for buffer, saved in zip(self.net.buffers(), buffers, strict=True):
                 buffer.copy_(saved)

@@ -90,7 +90,11 @@ def test_recorded_step_matches_the_eager_one() -> None:
 def test_recorded_training_follows_eager_training() -> None:
     eager, graphed = twin_modules("cuda")
     data = batches("cuda", [32] * 5 + [20] + [32] * 4)  # a short batch runs eagerly
-    eager_losses, graphed_losses = sgd_steps(eager, data), sgd_steps(graphed, data)
+    kept = [x.clone() for x, _ in data]
+    graphed_losses, eager_losses = sgd_steps(graphed, data), sgd_steps(eager, data)
+    # the batches are as they were: recording once took the first as its input buffer, and
+    # wrote each later batch into it
+    assert all(torch.equal(x, before) for (x, _), before in zip(data, kept, strict=True))
     assert graphed_losses == pytest.approx(eager_losses, rel=1e-5)
     for name, parameter in graphed.named_parameters():
         torch.testing.assert_close(
