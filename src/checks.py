@@ -590,25 +590,38 @@ def check_checkpoint(
 
 
 def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
-    """`model.compile_mode=cuda-graphs` records the training step in full precision on one
-    device: torch records no step under Lightning's autocast (it caches casts), and a step of
-    several processes would need DDP's own warm-up before it is recorded. On a CPU the net
-    runs eagerly, so any CPU trainer goes."""
+    """`model.compile_mode=cuda-graphs` records the training step of one GPU, in one precision,
+    and hands back each batch's gradients in buffers that the next batch's replay overwrites.
+    Refused with it on a GPU: autocast (torch records no step under its cache), several
+    processes (DDP's step would need its own warm-up before it is recorded) and gradients
+    accumulated over batches (the next replay would overwrite the sum). On a CPU the net runs
+    eagerly, so any CPU trainer goes."""
     if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
         return
+    if trainer.get("accelerator") == "cpu":
+        return
+    why = "model.compile_mode=cuda-graphs records the step of"
     precision = str(trainer.get("precision", "32-true"))
-    if precision not in ("32-true", "32"):
+    if not (precision.endswith("-true") or precision in ("32", "64")):
         raise ConfigError(
-            f"trainer.precision={precision!r}: model.compile_mode=cuda-graphs records the step "
-            "in full precision only (32-true); torch records none under mixed precision's "
-            "autocast"
+            f"trainer.precision={precision!r}: {why} one precision (32-true, bf16-true, ...); "
+            "torch records none under mixed precision's autocast"
         )
-    devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", "auto"))
-    if trainer.get("accelerator") != "cpu" and (str(devices) != "1" or strategy != "auto"):
+    devices = plain(trainer.get("devices", 1))
+    one_device = devices in (1, "1") or (isinstance(devices, list) and len(devices) == 1)
+    strategy, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
+    if not one_device or nodes != 1 or strategy not in ("auto", "single_device"):
         raise ConfigError(
-            f"trainer.devices={devices!r}, trainer.strategy={strategy!r}: "
-            "model.compile_mode=cuda-graphs records the step of one device (trainer=gpu, "
-            "devices 1, strategy auto)"
+            f"trainer.devices={devices!r}, trainer.num_nodes={nodes!r}, "
+            f"trainer.strategy={strategy!r}: {why} one device (trainer=gpu: devices 1, one node, "
+            "strategy auto)"
+        )
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if accumulate != 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate!r}: {why} one batch: its gradients "
+            "come back in buffers that the next batch overwrites, so they cannot add up over "
+            "batches; use a larger data.batch_size instead"
         )
 
 
@@ -625,8 +638,8 @@ def check_config(cfg: DictConfig) -> None:
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
     check_accelerator(cfg.trainer)
-    check_graphs(model, cfg.trainer)
     check_trainer_batches(cfg.trainer, loader, test=cfg.test)
+    check_graphs(model, cfg.trainer)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))
     check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])

@@ -4,10 +4,13 @@ CI has none) the recorded step against the eager one."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import torch
 
+from src.checks import check_graphs
+from src.errors import ConfigError
 from src.module import MNISTClassifier
 
 NET = {"channels": [4, 8], "batch_norm": True}
@@ -107,18 +110,77 @@ def test_recorded_training_follows_eager_training() -> None:
 
 
 @cuda
-def test_moved_module_trains_as_an_eager_one() -> None:
+def test_moved_parameters_are_recorded_again(caplog) -> None:
     _, graphed = twin_modules("cuda")
     data = batches("cuda", [32, 32, 32])
-    sgd_steps(graphed, data[:1])
-    recorded_at = graphed.training_graphs.addresses
-    graphed.cpu().cuda()  # Lightning moves the module to the CPU after fit
-    moved = graphed.training_graphs.tensors_at() != recorded_at
-    reference = MNISTClassifier(
-        optimizer={"name": "sgd"}, scheduler={"name": "none"}, **NET
+    with caplog.at_level(logging.INFO, logger="src.graphs"):
+        sgd_steps(graphed, data[:1])
+        with torch.no_grad():  # new storage, as a move to the CPU and back may give
+            for parameter in graphed.parameters():
+                parameter.data = parameter.data.clone()
+        assert graphed.training_graphs.moved()
+        reference = MNISTClassifier(
+            optimizer={"name": "sgd"}, scheduler={"name": "none"}, **NET
+        ).cuda().train()  # fmt: skip
+        reference.load_state_dict(graphed.state_dict())
+        graphed_losses = sgd_steps(graphed, data[1:])
+    assert graphed_losses == pytest.approx(sgd_steps(reference, data[1:]), rel=1e-5)
+    recorded = [r for r in caplog.records if r.getMessage().startswith("training step recorded")]
+    assert len(recorded) == 2 and not graphed.training_graphs.moved()
+
+
+@cuda
+def test_a_short_first_batch_is_recorded_again_for_a_full_one() -> None:
+    _, graphed = twin_modules("cuda")
+    sgd_steps(graphed, batches("cuda", [20, 32, 20]))
+    assert graphed.training_graphs.shape == (32, 1, 28, 28)
+
+
+@cuda
+def test_recording_draws_no_random_numbers() -> None:
+    graphed = MNISTClassifier(
+        optimizer={"name": "sgd"}, scheduler={"name": "none"}, compile=True,
+        compile_mode="cuda-graphs", dropout=0.5, **NET,
     ).cuda().train()  # fmt: skip
-    reference.load_state_dict(graphed.state_dict())
-    graphed_losses, reference_losses = sgd_steps(graphed, data[1:]), sgd_steps(reference, data[1:])
-    assert graphed_losses == pytest.approx(reference_losses, rel=1e-5), f"moved: {moved}"
-    graphs = graphed.training_graphs
-    assert graphs.graphed is not None and graphs.addresses == graphs.tensors_at()
+    (x, _), = batches("cuda", [32])  # fmt: skip
+    cpu_state, cuda_state = torch.get_rng_state(), torch.cuda.get_rng_state()
+    graphed.training_graphs.record(x)
+    assert torch.equal(torch.get_rng_state(), cpu_state)
+    assert torch.equal(torch.cuda.get_rng_state(), cuda_state)
+
+
+GRAPHS = {"compile": True, "compile_mode": "cuda-graphs"}
+
+
+@pytest.mark.parametrize(
+    ("model", "trainer"),
+    [
+        (GRAPHS, {"accelerator": "cpu", "precision": "bf16-mixed", "devices": 2,
+                  "strategy": "ddp_spawn", "accumulate_grad_batches": 4}),  # eager there
+        (GRAPHS, {"accelerator": "gpu", "devices": [1]}),
+        (GRAPHS, {"accelerator": "gpu", "precision": "bf16-true"}),
+        ({"compile": False, "compile_mode": "cuda-graphs"},
+         {"accelerator": "gpu", "precision": "16-mixed", "devices": 4}),
+    ],
+)  # fmt: skip
+def test_graphs_allowed(model: dict, trainer: dict) -> None:
+    check_graphs(model, trainer)
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ({"accelerator": "gpu", "precision": "bf16-mixed"}, "trainer.precision='bf16-mixed'"),
+        ({"accelerator": "gpu", "precision": "16"}, "trainer.precision='16'"),
+        ({"accelerator": "auto", "devices": 2}, "trainer.devices=2, trainer.num_nodes=1"),
+        ({"accelerator": "gpu", "devices": "auto"}, "trainer.devices='auto'"),
+        ({"accelerator": "gpu", "num_nodes": 2}, "trainer.num_nodes=2"),
+        ({"accelerator": "gpu", "strategy": "ddp"}, "trainer.strategy='ddp'"),
+        ({"accelerator": "gpu", "accumulate_grad_batches": 2},
+         "trainer.accumulate_grad_batches=2: model.compile_mode=cuda-graphs records the step of "
+         "one batch"),
+    ],
+)  # fmt: skip
+def test_graphs_refused(trainer: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_graphs(GRAPHS, trainer)
