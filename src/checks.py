@@ -595,10 +595,11 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     Refused with it on a GPU: autocast (torch records no step under its cache), several
     processes (DDP's step would need its own warm-up before it is recorded) and gradients
     accumulated over batches (the next replay would overwrite the sum). On a CPU the net runs
-    eagerly, so any CPU trainer goes."""
+    eagerly, so any CPU trainer goes, `accelerator=auto` included where torch finds no GPU."""
     if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
         return
-    if trainer.get("accelerator") == "cpu":
+    accelerator = trainer.get("accelerator", "auto")
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
         return
     why = "model.compile_mode=cuda-graphs records the step of"
     precision = str(trainer.get("precision", "32-true"))

@@ -25,6 +25,7 @@ PRESETS = [
     ["model=tutorial"],
     ["model=tutorial", "model.compile=true", "model.dropout=0.1"],  # the default's other options
     ["experiment=speedrun", "trainer=ddp_sim"],  # cuda-graphs: eager on a CPU, any trainer
+    ["experiment=speedrun", "trainer=cpu", "+trainer.accumulate_grad_batches=2"],
     ["experiment=speedrun", "model.compile=false", "trainer.precision=bf16-mixed"],
     ["trainer=cpu"],
     *([f"debug={name}"] for name in ("fdr", "limit", "overfit")),
@@ -47,15 +48,6 @@ REFUSED = [
     (["model.batch_norm=no"], "model.batch_norm='no': must be true or false"),
     (["model.final_relu=off"], "model.final_relu='off': must be true or false"),
     (["model.compile=yes"], "model.compile='yes': must be true or false"),
-    (["experiment=speedrun", "trainer.precision=bf16-mixed"],  # speedrun: cuda-graphs
-     "trainer.precision='bf16-mixed': model.compile_mode=cuda-graphs records the step of one "
-     "precision (32-true, bf16-true, ...)"),
-    (["experiment=speedrun", "trainer.devices=2"],
-     "trainer.devices=2, trainer.num_nodes=1, trainer.strategy='auto': model.compile_mode="
-     "cuda-graphs records the step of one device"),
-    (["experiment=speedrun", "+trainer.accumulate_grad_batches=2"],
-     "trainer.accumulate_grad_batches=2: model.compile_mode=cuda-graphs records the step of one "
-     "batch"),
     (["+callbacks.foo=bar"], "callbacks.foo='bar': must be a _target_ with its options, or null"),
     (["+logger.foo=1"], "logger.foo=1: must be a _target_ with its options, or null"),
     (["model.channels=[16,x]"], "model.channels=[16, 'x']: must be a list of integers"),

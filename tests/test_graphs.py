@@ -172,7 +172,7 @@ def test_graphs_allowed(model: dict, trainer: dict) -> None:
     [
         ({"accelerator": "gpu", "precision": "bf16-mixed"}, "trainer.precision='bf16-mixed'"),
         ({"accelerator": "gpu", "precision": "16"}, "trainer.precision='16'"),
-        ({"accelerator": "auto", "devices": 2}, "trainer.devices=2, trainer.num_nodes=1"),
+        ({"accelerator": "gpu", "devices": 2}, "trainer.devices=2, trainer.num_nodes=1"),
         ({"accelerator": "gpu", "devices": "auto"}, "trainer.devices='auto'"),
         ({"accelerator": "gpu", "num_nodes": 2}, "trainer.num_nodes=2"),
         ({"accelerator": "gpu", "strategy": "ddp"}, "trainer.strategy='ddp'"),
@@ -183,4 +183,15 @@ def test_graphs_allowed(model: dict, trainer: dict) -> None:
 )  # fmt: skip
 def test_graphs_refused(trainer: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
+        check_graphs(GRAPHS, trainer)
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_graphs_with_accelerator_auto_are_checked_where_there_is_a_gpu(monkeypatch, gpu) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    trainer = {"accelerator": "auto", "precision": "bf16-mixed"}
+    if gpu:
+        with pytest.raises(ConfigError, match=re.escape("trainer.precision='bf16-mixed'")):
+            check_graphs(GRAPHS, trainer)
+    else:  # the run is on the CPU, where the net runs eagerly
         check_graphs(GRAPHS, trainer)
