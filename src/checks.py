@@ -594,12 +594,16 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     and hands back each batch's gradients in buffers that the next batch's replay overwrites.
     Refused with it on a GPU: autocast (torch records no step under its cache), several
     processes (DDP's step would need its own warm-up before it is recorded) and gradients
-    accumulated over batches (the next replay would overwrite the sum). On a CPU the net runs
-    eagerly, so any CPU trainer goes, `accelerator=auto` included where torch finds no GPU."""
+    accumulated over batches (the next replay would overwrite the sum). Elsewhere than on CUDA
+    the net runs eagerly, so any trainer goes there: the CPU, Apple's mps, and `accelerator=gpu`
+    or `auto` where torch finds no CUDA device."""
     if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
         return
     accelerator = trainer.get("accelerator", "auto")
-    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+    on_cuda = accelerator == "cuda" or (
+        accelerator in ("gpu", "auto") and torch.cuda.is_available()
+    )
+    if not on_cuda:
         return
     why = "model.compile_mode=cuda-graphs records the step of"
     precision = str(trainer.get("precision", "32-true"))

@@ -157,6 +157,7 @@ GRAPHS = {"compile": True, "compile_mode": "cuda-graphs"}
     [
         (GRAPHS, {"accelerator": "cpu", "precision": "bf16-mixed", "devices": 2,
                   "strategy": "ddp_spawn", "accumulate_grad_batches": 4}),  # eager there
+        (GRAPHS, {"accelerator": "mps", "precision": "bf16-mixed"}),  # eager there too
         (GRAPHS, {"accelerator": "gpu", "devices": [1]}),
         (GRAPHS, {"accelerator": "gpu", "precision": "bf16-true"}),
         ({"compile": False, "compile_mode": "cuda-graphs"},
@@ -165,6 +166,12 @@ GRAPHS = {"compile": True, "compile_mode": "cuda-graphs"}
 )  # fmt: skip
 def test_graphs_allowed(model: dict, trainer: dict) -> None:
     check_graphs(model, trainer)
+
+
+@pytest.fixture
+def cuda_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where torch finds a CUDA device, as far as the config check asks."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
 
 @pytest.mark.parametrize(
@@ -181,17 +188,18 @@ def test_graphs_allowed(model: dict, trainer: dict) -> None:
          "one batch"),
     ],
 )  # fmt: skip
-def test_graphs_refused(trainer: dict, message: str) -> None:
+def test_graphs_refused(cuda_found: None, trainer: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_graphs(GRAPHS, trainer)
 
 
-@pytest.mark.parametrize("gpu", [True, False])
-def test_graphs_with_accelerator_auto_are_checked_where_there_is_a_gpu(monkeypatch, gpu) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
-    trainer = {"accelerator": "auto", "precision": "bf16-mixed"}
-    if gpu:
+@pytest.mark.parametrize("accelerator", ["auto", "gpu"])
+@pytest.mark.parametrize("cuda", [True, False])
+def test_graphs_are_checked_where_torch_finds_cuda(monkeypatch, accelerator, cuda) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    trainer = {"accelerator": accelerator, "precision": "bf16-mixed"}
+    if cuda:
         with pytest.raises(ConfigError, match=re.escape("trainer.precision='bf16-mixed'")):
             check_graphs(GRAPHS, trainer)
-    else:  # the run is on the CPU, where the net runs eagerly
+    else:  # the run is on the CPU (auto) or Apple's mps (gpu), where the net runs eagerly
         check_graphs(GRAPHS, trainer)
