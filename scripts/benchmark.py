@@ -63,6 +63,7 @@ from src.config import instantiate
 from src.console import quiet_framework
 from src.data import MNISTDataModule, TensorBatches
 from src.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
+from src.startup import freeze_imported
 from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -597,4 +598,5 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
+    freeze_imported()  # as the project's commands do: both sides run in this process alike
     sys.exit(main())

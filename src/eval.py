@@ -24,6 +24,7 @@ from src.drawing import confusion_figure, mistakes_figure, order_mistakes
 from src.errors import ConfigError
 from src.module import tally
 from src.runs import exit_on_config_error, load_run, parse_args
+from src.startup import freeze_imported
 
 ARGUMENTS = {"run": None, "ckpt": "best", "split": "test"}
 SPLITS = ("test", "val")
@@ -117,4 +118,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    freeze_imported()
     main(sys.argv[1:])

@@ -21,6 +21,7 @@ from src.config import instantiate
 from src.console import quiet_framework
 from src.errors import ConfigError
 from src.runs import exit_on_config_error, load_run, parse_args
+from src.startup import freeze_imported
 
 ARGUMENTS = {"run": None, "format": "onnx", "ckpt": "best", "out": ""}
 FORMATS = ("onnx",)
@@ -97,4 +98,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    freeze_imported()
     main(sys.argv[1:])

@@ -19,6 +19,7 @@ from src.config import instantiate, one_line_errors
 from src.console import console, print_architecture, quiet_framework
 from src.data import denormalize
 from src.drawing import pooling_figure, receptive_field_figure
+from src.startup import freeze_imported
 
 PROBE_DIGIT = 7
 
@@ -52,4 +53,5 @@ def main(overrides: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    freeze_imported()
     main(sys.argv[1:])

@@ -25,6 +25,7 @@ from src.digits import NotADigit, mnist_like, read_image
 from src.drawing import prediction_figure
 from src.errors import ConfigError
 from src.runs import exit_on_config_error, load_run, normalize_unit, parse_args
+from src.startup import freeze_imported
 
 ARGUMENTS = {"run": None, "images": None, "out": "", "ckpt": "best"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -122,4 +123,5 @@ def print_table(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
+    freeze_imported()
     main(sys.argv[1:])

@@ -31,6 +31,7 @@ from src.errors import ConfigError, Interrupted, RunStopped
 from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.overhead import skip_unused_step_hooks
 from src.runs import resume_config
+from src.startup import freeze_imported
 
 log = logging.getLogger(__name__)
 # shift/acc_<k>px (callbacks.shift_invariance) that result.json and the sweep table show
@@ -192,4 +193,5 @@ def resume_hint(err: RunStopped, output_dir: Path) -> str:
 
 
 if __name__ == "__main__":
+    freeze_imported()
     run_hydra_main(main)

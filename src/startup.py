@@ -1,0 +1,15 @@
+"""What every command does once it has imported its modules, before any work."""
+
+from __future__ import annotations
+
+import gc
+
+
+def freeze_imported() -> None:
+    """Takes the objects that exist now out of the garbage collector's full collections
+    (`gc.freeze`): some half a million modules, classes and functions from importing torch,
+    Lightning and Hydra, which live as long as the process. Each full collection walked all of
+    them: 0.2 s on a 2-core CPU, about once in a speedrun's fit, and over a second of
+    collections as the interpreter exits. What the command builds afterwards is collected as
+    before."""
+    gc.freeze()
