@@ -2,7 +2,7 @@
 # For the next GPU session (prepared 2026-11-27, fourth session; not yet run): from the project
 # root, after `bash ../shared/gpu/prepare.sh`, the device tool's run with carry [".device"] and
 #   bash .device/remote.sh bash docs/gpu-runs/prepared-startup/call.sh
-# about 2-3 minutes on an H100 (15 new processes of the speedrun's first job, then one sweep).
+# about 2-3 minutes on an H100 (18 new processes of the speedrun's first job).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; start=$(date +%s)
 timeout 330 python3 docs/gpu-runs/prepared-startup/first_job.py --rounds 3 --out "$OUT" \

@@ -37,7 +37,7 @@ def run(variant: str, out: Path, extra: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--variants", default="baseline,late,early,nocudnn,early-nocudnn")
+    parser.add_argument("--variants", default="baseline,nofreeze,late,early,nocudnn,early-nocudnn")
     parser.add_argument("--out", default=os.environ.get("OUT", "/tmp/out"))
     parser.add_argument("extra", nargs="*", help="overrides for every run")
     args = parser.parse_args()

@@ -8,6 +8,8 @@ first conv with batch norm about 0.65 s on an H100) behind the run's own set-up.
   trainer (what the project could do itself).
 - early: the same thread, started right after `import torch`, before Lightning and Hydra load
   (an upper bound: the project would have to start it before it knows the config).
+- nofreeze: without `gc.freeze()` after the imports (src/startup.py, which the project's
+  commands call since 2026-11-27's fourth session; every other variant calls it).
 - nocudnn, early-nocudnn: torch.backends.cudnn.enabled = False (no cuDNN to load; ATen's own
   convolutions), alone and with the early thread.
 Prints one JSON line with this process's clock marks."""
@@ -56,6 +58,7 @@ import lightning as L  # noqa: E402
 
 import src.train as entry  # noqa: E402
 from src.config import run_hydra_main  # noqa: E402
+from src.startup import freeze_imported  # noqa: E402
 
 marks["imports_done"] = time.perf_counter() - STARTED
 original_train = entry.train
@@ -91,6 +94,8 @@ conf = Path(entry.__file__).resolve().parents[1] / "conf"
 main = hydra.main(version_base="1.3", config_path=str(conf), config_name="train.yaml")(
     entry.main.__wrapped__
 )
+if VARIANT != "nofreeze":
+    freeze_imported()  # as `python -m src.train` does
 try:
     run_hydra_main(main)
 finally:
