@@ -48,6 +48,7 @@ def test_each_command_freezes_its_imports_before_its_work(
     calls = []
     monkeypatch.setattr(src.startup, "freeze_imported", lambda: calls.append(module))
     monkeypatch.setattr(sys, "argv", [module, *argv])
+    monkeypatch.delitem(sys.modules, module, raising=False)  # run afresh, as `python -m` does
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as stopped:  # the bad argument, refused by the work itself
         runpy.run_module(module, run_name="__main__")
