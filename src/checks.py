@@ -590,9 +590,9 @@ def check_checkpoint(
 
 
 def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
-    """`model.compile_mode=cuda-graphs` records the training step of one GPU, in one precision,
-    and hands back each batch's gradients in buffers that the next batch's replay overwrites.
-    Refused with it on a GPU: autocast (torch records no step under its cache), several
+    """`model.compile_mode=cuda-graphs` records the training step of one CUDA device, in one
+    precision, and hands back each batch's gradients in buffers that the next batch's replay
+    overwrites. Refused with it on CUDA: autocast (torch records no step under its cache), several
     processes (DDP's step would need its own warm-up before it is recorded) and gradients
     accumulated over batches (the next replay would overwrite the sum). Elsewhere than on CUDA
     the net runs eagerly, so any trainer goes there: the CPU, Apple's mps, and `accelerator=gpu`

@@ -193,12 +193,13 @@ def test_graphs_refused(cuda_found: None, trainer: dict, message: str) -> None:
         check_graphs(GRAPHS, trainer)
 
 
-@pytest.mark.parametrize("accelerator", ["auto", "gpu"])
+@pytest.mark.parametrize("accelerator", ["auto", "gpu", "cuda"])
 @pytest.mark.parametrize("cuda", [True, False])
 def test_graphs_are_checked_where_torch_finds_cuda(monkeypatch, accelerator, cuda) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     trainer = {"accelerator": accelerator, "precision": "bf16-mixed"}
-    if cuda:
+    # accelerator=cuda names CUDA whatever torch finds (check_accelerator refuses it without)
+    if cuda or accelerator == "cuda":
         with pytest.raises(ConfigError, match=re.escape("trainer.precision='bf16-mixed'")):
             check_graphs(GRAPHS, trainer)
     else:  # the run is on the CPU (auto) or Apple's mps (gpu), where the net runs eagerly

@@ -5,7 +5,7 @@
 # about 2-3 minutes on an H100 (18 new processes of the speedrun's first job).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; start=$(date +%s)
-timeout 330 python3 docs/gpu-runs/prepared-startup/first_job.py --rounds 3 --out "$OUT" \
+timeout -k 5 330 python3 docs/gpu-runs/prepared-startup/first_job.py --rounds 3 --out "$OUT" \
   > "$OUT/first-job.txt" 2> "$OUT/first-job.err"
 tail -8 "$OUT/first-job.txt"; tail -5 "$OUT/first-job.err"
 echo "first jobs done after $(( $(date +%s) - start )) s"
