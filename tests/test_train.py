@@ -12,6 +12,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+import src.module
+from src.module import MAX_UNSUMMED
 from src.train import train
 
 from .conftest import ROOT, compose_train
@@ -250,3 +252,60 @@ def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: 
         "to estimate number of stepping batches",
     ):
         assert chatter not in console, chatter
+
+
+class BatchRecorder(L.Callback):
+    """Each training batch's epoch, mean loss, right predictions and size, as the module's
+    step computed them (read here at once: this test does not mind the syncs)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, int, int]] = []
+        self.most_kept = 0  # the most batches the module held back from its sums
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        self.most_kept = max(self.most_kept, len(pl_module.unsummed))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = pl_module.step
+
+        def recorded(batch, label_smoothing: float = 0.0):  # noqa: ANN001, ANN202
+            loss, log_probs, y = step(batch, label_smoothing)
+            if pl_module.training:
+                right = int((log_probs.argmax(dim=1) == y).sum())
+                self.rows.append((trainer.current_epoch, float(loss.detach()), right, len(y)))
+            return loss, log_probs, y
+
+        pl_module.step = recorded
+
+
+@pytest.mark.parametrize(
+    ("overrides", "max_unsummed", "batches"),
+    [
+        (["trainer.log_every_n_steps=3"], MAX_UNSUMMED, [7, 7]),
+        # no step logs: the module adds up every 2 batches
+        (["trainer.log_every_n_steps=0"], 2, [7, 7]),
+        # the fit ends mid-epoch, after batch 5, which logs nothing: the epoch's end adds it up
+        (["trainer.log_every_n_steps=3", "+trainer.max_steps=5"], MAX_UNSUMMED, [5]),
+    ],
+)
+def test_epoch_training_loss_and_accuracy_are_those_of_its_batches(
+    monkeypatch: pytest.MonkeyPatch, tiny_data_dir: Path, tmp_path: Path, overrides: list[str],
+    max_unsummed: int, batches: list[int],
+) -> None:  # fmt: skip
+    monkeypatch.setattr(src.module, "MAX_UNSUMMED", max_unsummed)
+    recorder = BatchRecorder()
+    overrides = ["callbacks=none", "test=false", "trainer.max_epochs=2", *overrides]
+    train(tiny_cfg(tiny_data_dir, tmp_path, *overrides), extra_callbacks=[recorder])
+    # held back at most until the next step that logs (every 3rd), or the bound (2 here)
+    assert recorder.most_kept == min(max_unsummed - 1, 2)
+    events = read_events(tmp_path)
+    losses, accuracies = events.Scalars("train/loss_epoch"), events.Scalars("train/acc")
+    assert len(losses) == len(accuracies) == len(batches)
+    for epoch, count in enumerate(batches):
+        rows = [row for row in recorder.rows if row[0] == epoch]
+        # 200 training images in batches of 32: a short last batch
+        assert [size for *_, size in rows] == ([32] * 6 + [8])[:count]
+        images = sum(size for *_, size in rows)
+        loss_sum = sum(loss * size for _, loss, _, size in rows)
+        assert losses[epoch].value == pytest.approx(loss_sum / images, rel=1e-5)
+        assert accuracies[epoch].value == pytest.approx(sum(r[2] for r in rows) / images)
