@@ -279,25 +279,27 @@ class BatchRecorder(L.Callback):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "max_unsummed", "batches"),
+    ("overrides", "max_unsummed", "batches", "most_kept"),
     [
-        (["trainer.log_every_n_steps=3"], MAX_UNSUMMED, [7, 7]),
-        # no step logs: the module adds up every 2 batches
-        (["trainer.log_every_n_steps=0"], 2, [7, 7]),
+        # held back until the next step that logs: every 3rd
+        (["trainer.log_every_n_steps=3"], MAX_UNSUMMED, [7, 7], 2),
+        # no step logs: only the epoch's last batch, and here the bound of 2
+        (["trainer.log_every_n_steps=0"], 2, [7, 7], 1),
         # the fit ends mid-epoch, after batch 5, which logs nothing: the epoch's end adds it up
-        (["trainer.log_every_n_steps=3", "+trainer.max_steps=5"], MAX_UNSUMMED, [5]),
+        (["trainer.log_every_n_steps=3", "+trainer.max_steps=5"], MAX_UNSUMMED, [5], 2),
+        # bfloat16 losses, added up in float32
+        (["trainer.log_every_n_steps=0", "trainer.precision=bf16-true"], MAX_UNSUMMED, [7, 7], 6),
     ],
 )
 def test_epoch_training_loss_and_accuracy_are_those_of_its_batches(
     monkeypatch: pytest.MonkeyPatch, tiny_data_dir: Path, tmp_path: Path, overrides: list[str],
-    max_unsummed: int, batches: list[int],
+    max_unsummed: int, batches: list[int], most_kept: int,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(src.module, "MAX_UNSUMMED", max_unsummed)
     recorder = BatchRecorder()
     overrides = ["callbacks=none", "test=false", "trainer.max_epochs=2", *overrides]
     train(tiny_cfg(tiny_data_dir, tmp_path, *overrides), extra_callbacks=[recorder])
-    # held back at most until the next step that logs (every 3rd), or the bound (2 here)
-    assert recorder.most_kept == min(max_unsummed - 1, 2)
+    assert recorder.most_kept == most_kept
     events = read_events(tmp_path)
     losses, accuracies = events.Scalars("train/loss_epoch"), events.Scalars("train/acc")
     assert len(losses) == len(accuracies) == len(batches)
