@@ -100,8 +100,9 @@ def logs_step_values(trainer: L.Trainer, steps_done: int) -> bool:
     return trainer.is_last_batch or (every > 0 and steps_done > 0 and steps_done % every == 0)
 
 
-# The most batches the module keeps before adding them to the epoch's sums, whatever
-# trainer.log_every_n_steps is (0: none log)
+# The most batches the module keeps before adding them to the epoch's sums: it adds them on the
+# steps that log, and this bounds what it holds (a loss and two label vectors a batch) where
+# few or none log (trainer.log_every_n_steps large, or 0)
 MAX_UNSUMMED = 100
 
 COMPILE_MODES = (
@@ -214,9 +215,9 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, log_probs, y = self.step(batch, self.hparams.label_smoothing)
         # Kept, and added to the epoch's sums in a few operations for many batches: on a GPU
-        # every device operation a step is host time the step waits for (five a step before,
-        # one now). The predictions are taken at once: a step recorded as CUDA graphs writes
-        # the next batch's log-probabilities where these are.
+        # every device operation a step is host time the step waits for (one a step here: the
+        # argmax). The predictions are taken at once: a step recorded as CUDA graphs writes the
+        # next batch's log-probabilities where these are.
         self.unsummed.append((loss.detach(), log_probs.argmax(dim=1), y))
         self.train_images += len(y)
         # Lightning writes step values to the logger every log_every_n_steps steps only, and a

@@ -311,3 +311,50 @@ def test_epoch_training_loss_and_accuracy_are_those_of_its_batches(
         loss_sum = sum(loss * size for _, loss, _, size in rows)
         assert losses[epoch].value == pytest.approx(loss_sum / images, rel=1e-5)
         assert accuracies[epoch].value == pytest.approx(sum(r[2] for r in rows) / images)
+
+
+class OverwrittenOutput(torch.autograd.Function):
+    """The net's output handed back in one buffer per shape, which the next call overwrites, as
+    a step recorded as CUDA graphs hands it back (`torch.cuda.make_graphed_callables`);
+    gradients pass through."""
+
+    buffers: dict[torch.Size, torch.Tensor] = {}
+
+    @staticmethod
+    def forward(ctx, output: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        buffer = OverwrittenOutput.buffers.setdefault(output.shape, torch.empty_like(output))
+        return buffer.copy_(output).detach()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return grad
+
+
+class OverwriteOutputs(L.Callback):
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        forward = pl_module.net.forward
+
+        def overwritten(x: torch.Tensor) -> torch.Tensor:
+            output = forward(x)
+            return OverwrittenOutput.apply(output) if pl_module.training else output
+
+        pl_module.net.forward = overwritten
+
+
+def test_epoch_accuracy_holds_where_the_next_step_overwrites_the_net_output(
+    real_data_dir: Path, tmp_path: Path
+) -> None:
+    OverwrittenOutput.buffers.clear()
+    recorder = BatchRecorder()  # reads each batch's predictions before the next step
+    cfg = compose_train(
+        [f"data.data_dir={real_data_dir}", "data.batch_size=32", "callbacks=none", "test=false",
+         "trainer.max_epochs=1", "+trainer.limit_train_batches=20",
+         "+trainer.limit_val_batches=0", "trainer.log_every_n_steps=0"],
+        tmp_path,
+    )  # fmt: skip
+    train(cfg, extra_callbacks=[OverwriteOutputs(), recorder])
+    assert OverwrittenOutput.buffers  # the net's output did go through the buffer
+    rights = [row[2] for row in recorder.rows]
+    assert len(rights) == 20 and len(set(rights)) > 1  # a net learning: batches differ
+    (accuracy,) = read_events(tmp_path).Scalars("train/acc")
+    assert accuracy.value == pytest.approx(sum(rights) / (20 * 32))
