@@ -240,7 +240,7 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         losses, predictions, labels = zip(*self.unsummed, strict=True)
         self.unsummed.clear()
         per_image = torch.cat([loss.expand(len(y)) for loss, y in zip(losses, labels, strict=True)])
-        # in float32 whatever the losses' precision (bf16-true: 8 bits of mantissa)
+        # in float32 whatever the losses' precision (bf16-true: 8 significant bits)
         self.train_loss_sum.add_(per_image.sum(dtype=torch.float32))
         self.train_correct.add_((torch.cat(predictions) == torch.cat(labels)).sum())
 
