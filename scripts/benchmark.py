@@ -523,7 +523,7 @@ def epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
-def compiled(speedrun: dict[str, Any]) -> str:
+def how_the_step_ran(speedrun: dict[str, Any]) -> str:
     """What the speedrun row says of its step: recorded as CUDA graphs, eager, or the graphs
     torch.compile made (or that it made none)."""
     if not speedrun["compile"]:
@@ -591,7 +591,7 @@ def print_table(r: dict[str, Any]) -> None:
         "experiment=speedrun: fit to 99.0% (median)",
         f"bare loop {bare['fit_s']:.2f} s, test acc {100 * bare['test_acc']:.2f}%",
         f"{speedrun['fit_s']:.2f} s, {epochs(speedrun['epochs'])}, "
-        f"test acc {100 * speedrun['test_acc']:.2f}%{compiled(speedrun)}",
+        f"test acc {100 * speedrun['test_acc']:.2f}%{how_the_step_ran(speedrun)}",
         f"{speedrun['ratio']:.2f}x", "<= 1.1x (CPU); <= 1.0 s (H100)",
     )  # fmt: skip
     Console(width=None if sys.stdout.isatty() else 140).print(table)

@@ -219,7 +219,6 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         # argmax). The predictions are taken at once: a step recorded as CUDA graphs writes the
         # next batch's log-probabilities where these are.
         self.unsummed.append((loss.detach(), log_probs.argmax(dim=1), y))
-        self.train_images += len(y)
         # Lightning writes step values to the logger every log_every_n_steps steps only, and a
         # self.log call costs about 0.8 ms on a 2-core CPU (2.5% of a step): log on those steps,
         # and on an epoch's last batch so that the run's final metrics hold its last loss. Not
@@ -234,12 +233,13 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
 
     def add_unsummed(self) -> None:
         """Adds the batches kept since the last call to the epoch's loss sum (each batch's mean
-        loss times its size) and its count of right predictions."""
+        loss times its size), its count of right predictions and its count of images."""
         if not self.unsummed:
             return
         losses, predictions, labels = zip(*self.unsummed, strict=True)
         self.unsummed.clear()
         per_image = torch.cat([loss.expand(len(y)) for loss, y in zip(losses, labels, strict=True)])
+        self.train_images += len(per_image)
         # in float32 whatever the losses' precision (bf16-true: 8 significant bits)
         self.train_loss_sum.add_(per_image.sum(dtype=torch.float32))
         self.train_correct.add_((torch.cat(predictions) == torch.cat(labels)).sum())

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
-from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately, compiled
+from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately, how_the_step_ran
 from src.callbacks import ProgressBar
 from src.config import instantiate
 from src.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
@@ -84,7 +84,7 @@ def test_benchmark_script_measures_and_saves(tmp_path: Path, offline_dir: Path) 
     ],
 )  # fmt: skip
 def test_speedrun_row_says_how_the_step_ran(row: dict, words: str) -> None:
-    assert compiled(row) == words
+    assert how_the_step_ran(row) == words
 
 
 def default_cfg(data_dir: Path, out: Path, *overrides: str):
