@@ -12,6 +12,8 @@ first conv with batch norm about 0.65 s on an H100) behind the run's own set-up.
   commands call since 2026-11-27's fourth session; every other variant calls it).
 - nocudnn, early-nocudnn: torch.backends.cudnn.enabled = False (no cuDNN to load; ATen's own
   convolutions), alone and with the early thread.
+- nowarm (since the project starts CUDA in a thread itself, src/cuda_warmup.py, fifth session):
+  the project without that thread.
 Prints one JSON line with this process's clock marks."""
 
 import os
@@ -66,6 +68,8 @@ from src.startup import freeze_imported  # noqa: E402
 
 marks["imports_done"] = time.perf_counter() - STARTED
 original_train = entry.train
+if VARIANT == "nowarm":
+    entry.warm_up_cuda = lambda trainer: None
 
 
 def train(cfg, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
