@@ -589,28 +589,6 @@ def check_checkpoint(
         )
 
 
-def trains_on_cuda(trainer: Mapping[str, Any]) -> bool:
-    """Whether the trainer picks a CUDA device: `accelerator=cuda`, or `gpu` or `auto` where
-    torch finds one (elsewhere `gpu` may be Apple's mps)."""
-    accelerator = trainer.get("accelerator", "auto")
-    return accelerator == "cuda" or (accelerator in ("gpu", "auto") and torch.cuda.is_available())
-
-
-def the_one_device(trainer: Mapping[str, Any]) -> int | None:
-    """The index of the device a trainer trains on where it uses one, in one process of one node
-    (`devices=1`: the first, or `devices=[k]`); None where it uses several or picks them itself
-    (`devices=auto`)."""
-    devices = plain(trainer.get("devices", 1))
-    strategy, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
-    if nodes != 1 or strategy not in ("auto", "single_device"):
-        return None
-    if devices in (1, "1"):
-        return 0
-    if isinstance(devices, list) and len(devices) == 1:
-        return int(devices[0])
-    return None
-
-
 def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     """`model.compile_mode=cuda-graphs` records the training step of one CUDA device, in one
     precision, and hands back each batch's gradients in buffers that the next batch's replay
@@ -621,7 +599,11 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     or `auto` where torch finds no CUDA device."""
     if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
         return
-    if not trains_on_cuda(trainer):
+    accelerator = trainer.get("accelerator", "auto")
+    on_cuda = accelerator == "cuda" or (
+        accelerator in ("gpu", "auto") and torch.cuda.is_available()
+    )
+    if not on_cuda:
         return
     why = "model.compile_mode=cuda-graphs records the step of"
     precision = str(trainer.get("precision", "32-true"))
@@ -630,9 +612,10 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
             f"trainer.precision={precision!r}: {why} one precision (32-true, bf16-true, ...); "
             "torch records none under mixed precision's autocast"
         )
-    if the_one_device(trainer) is None:
-        devices = plain(trainer.get("devices", 1))
-        strategy, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
+    devices = plain(trainer.get("devices", 1))
+    one_device = devices in (1, "1") or (isinstance(devices, list) and len(devices) == 1)
+    strategy, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
+    if not one_device or nodes != 1 or strategy not in ("auto", "single_device"):
         raise ConfigError(
             f"trainer.devices={devices!r}, trainer.num_nodes={nodes!r}, "
             f"trainer.strategy={strategy!r}: {why} one device (trainer=gpu: devices 1, one node, "

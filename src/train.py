@@ -27,7 +27,6 @@ from src.callbacks import warn_unlogged_views
 from src.checks import check_config, check_no_relaunch
 from src.config import fail, hydra_error_line, instantiate, instantiate_entries, run_hydra_main
 from src.console import quiet_framework
-from src.cuda_warmup import warm_up_cuda
 from src.errors import ConfigError, Interrupted, RunStopped
 from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.overhead import skip_unused_step_hooks
@@ -47,7 +46,6 @@ def train(
     the final metrics and the net's size. A run that diverges or gets SIGTERM/SIGINT raises
     `Diverged` / `Interrupted`."""
     check_config(cfg)
-    wait_for_cuda = warm_up_cuda(cfg.trainer)  # beside the set-up below
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
@@ -57,8 +55,6 @@ def train(
     callbacks = instantiate_entries(cfg, "callbacks")
     stop_on_signal = StopOnSignal()
     callbacks += [StopOnDivergence(), stop_on_signal, *extra_callbacks]
-    if wait_for_cuda:
-        callbacks.append(wait_for_cuda)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
