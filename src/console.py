@@ -17,11 +17,14 @@ from src.architecture import TABLE_HEADER, LayerStats, check_architecture, table
 COMPACT_COLUMNS = ("layer", "kernel", "output size", "receptive field", "params")
 
 # Lightning's info lines that tell nothing about this run: an advertisement, hardware this
-# project never uses, and how Lightning counts steps or ends a loop (the progress bar shows it).
+# project never uses, advice for matrix products that its nets do not have (convolutions only,
+# which cuDNN already runs in TF32), and how Lightning counts steps or ends a loop (the progress
+# bar shows it).
 FRAMEWORK_CHATTER = (
     "💡 Tip:",
     "TPU available:",
     "HPU available:",
+    "You are using a CUDA device",  # "... that has Tensor Cores. ... set_float32_matmul_precision"
     "Loading `train_dataloader` to estimate number of stepping batches",
     "`Trainer.fit` stopped:",
     "[rank: 0] Received SIGTERM:",  # the run's own line says what stopped it, and what next

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -9,10 +10,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.fabric.accelerators.cuda import _check_cuda_matmul_precision
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 import src.module
+from src.console import DropChatter
 from src.module import MAX_UNSUMMED
 from src.train import train
 
@@ -252,6 +255,20 @@ def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: 
         "to estimate number of stepping batches",
     ):
         assert chatter not in console, chatter
+
+
+def test_the_tensor_cores_advice_is_dropped_on_a_gpu(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lightning's advice to set torch's matmul precision, on a GPU with Tensor Cores: the
+    project's nets have no matrix products. Its own line, as Lightning words it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    caplog.set_level(logging.INFO)
+    _check_cuda_matmul_precision.__wrapped__(torch.device("cuda", 0))
+    [advice] = [r for r in caplog.records if "Tensor Cores" in r.getMessage()]
+    assert not DropChatter().filter(advice)
 
 
 class BatchRecorder(L.Callback):
