@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import lightning.fabric.accelerators.cuda
 import pytest
 import torch
 from lightning.fabric.accelerators.cuda import _check_cuda_matmul_precision
@@ -257,18 +258,21 @@ def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: 
         assert chatter not in console, chatter
 
 
-def test_the_tensor_cores_advice_is_dropped_on_a_gpu(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_tensor_cores_advice_is_dropped_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lightning's advice to set torch's matmul precision, on a GPU with Tensor Cores: the
-    project's nets have no matrix products. Its own line, as Lightning words it."""
+    project's nets have no matrix products. Its own line, as Lightning words it (taken where
+    Lightning hands it to its logger: earlier tests may have reconfigured the logging)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
-    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "highest")  # the default
+    said: list[str] = []
+    monkeypatch.setattr(lightning.fabric.accelerators.cuda, "rank_zero_info", said.append)
     _check_cuda_matmul_precision.__wrapped__(torch.device("cuda", 0))
-    [advice] = [r for r in caplog.records if "Tensor Cores" in r.getMessage()]
-    assert not DropChatter().filter(advice)
+    [advice] = said
+    assert "Tensor Cores" in advice
+    record = logging.LogRecord("lightning", logging.INFO, __file__, 0, advice, None, None)
+    assert not DropChatter().filter(record)
 
 
 class BatchRecorder(L.Callback):
