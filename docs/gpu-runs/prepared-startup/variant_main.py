@@ -12,8 +12,8 @@ first conv with batch norm about 0.65 s on an H100) behind the run's own set-up.
   commands call since 2026-11-27's fourth session; every other variant calls it).
 - nocudnn, early-nocudnn: torch.backends.cudnn.enabled = False (no cuDNN to load; ATen's own
   convolutions), alone and with the early thread.
-- nowarm (since the project starts CUDA in a thread itself, src/cuda_warmup.py, fifth session):
-  the project without that thread.
+- nowarm (for the fifth session's call 2, at 9bf3bd2, where the project started CUDA in a
+  thread itself, src/cuda_warmup.py, since taken out): the project without that thread.
 Prints one JSON line with this process's clock marks."""
 
 import os
