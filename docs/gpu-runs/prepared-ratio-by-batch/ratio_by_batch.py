@@ -35,7 +35,7 @@ def main() -> None:
             for name, recipe in VARIANTS.items():
                 overrides = (f"data.batch_size={batch}", *recipe)
                 cfg = b.config(*overrides)
-                # one epoch at most: the bare loop stops at its batches' end
+                # within one epoch, short of its last, shorter batch (run eagerly, timed as full)
                 steps = min(args.max_steps, len(b.train_batches(cfg, device)) - 1)
                 timing = SimpleNamespace(steps=steps, warmup=min(20, steps // 4),
                                          repeats=args.repeats)  # fmt: skip
