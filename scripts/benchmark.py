@@ -467,7 +467,7 @@ def compare_fits(
 
 def compiled_graphs() -> int:
     """Graphs torch.compile has made in this process: none under model.compile=true means the
-    net ran eagerly (as it did on torch 2.11 before Net had its own forward)."""
+    net ran eagerly (see Net.forward)."""
     return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 

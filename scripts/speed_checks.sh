@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# The speed figures of the README's "Speed" section in one command (a GPU machine is often lent
-# for minutes only). On a GPU machine without the project's packages (../shared/gpu/README.md),
-# after `bash ../shared/gpu/prepare.sh` here and sending the tree with .device/ there:
-#     bash .device/remote.sh bash scripts/speed_checks.sh [check ...]
-# and where the project is installed: bash scripts/speed_checks.sh (PYTHON=.venv/bin/python ...).
+# The speed checks behind docs/performance.md in one command, so that a GPU machine lent for a
+# short while runs them all. Where the project is installed:
+#     bash scripts/speed_checks.sh [check ...]   (PYTHON=.venv/bin/python ... to pick a python)
 # The checks, in the order given (without any: speedrun benchmark):
 #   speedrun    experiment=speedrun over seeds 0-4 as one sweep (each job records its training
 #               step as CUDA graphs; the first also pays the process's CUDA start-up), on the
@@ -12,7 +10,7 @@
 #   eager       the speedrun sweep with the net not compiled (model.compile=false);
 #   eager-eval  the compiled sweep with model.compile_eval=false (validation not compiled);
 #   compiled    the speedrun sweep with the net compiled (model.compile_mode=reduce-overhead:
-#               torch.compile with CUDA graphs), the preset before it recorded its step;
+#               torch.compile with CUDA graphs), the alternative to recording the step;
 #   fused-adam  the speedrun sweep with Adam's fused step (+model.optimizer.fused=true);
 #   bf16        the speedrun sweep in bfloat16 autocast (trainer.precision=bf16-mixed; the
 #               step cannot be recorded under autocast, so eagerly: model.compile=false).
@@ -20,10 +18,10 @@
 # sweeps, the results table (<check>.md: test accuracy and fit_time_s of each seed), for the
 # benchmark benchmark.json. Each check is stopped after its time limit (LIMIT_S seconds, 280
 # without it: SIGTERM, then SIGKILL 15 s later), so that a hung one leaves time to the others
-# and two fit in a 600 s device call; on a 2-core CPU give LIMIT_S=1200 (the benchmark takes
-# about 8 minutes). Ctrl+C stops the script. The exit code is the first failing check's (124,
-# or 137 after SIGKILL: out of time), 0 if none failed; an unknown check or limit is refused
-# (exit 2) before any runs.
+# and two fit in ten minutes; on a slow CPU give a larger LIMIT_S (e.g. 1200: the benchmark
+# runs past the default there). Ctrl+C stops the script. The exit code is the first failing
+# check's (124, or 137 after SIGKILL: out of time), 0 if none failed; an unknown check or limit
+# is refused (exit 2) before any runs.
 set -uo pipefail
 out="$(realpath -m "${OUT:-logs/speed_checks}")"
 py="${PYTHON:-$(command -v python || command -v python3)}"  # python3 where python is missing

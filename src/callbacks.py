@@ -147,7 +147,7 @@ class ArchitectureReport(TensorBoardCallback):
     printed as a compact table with its warnings, written in full to `path` and to
     TensorBoard's Text tab, beside a guide to the images the other callbacks draw; and, with
     `receptive_field_figure`, the receptive field of each layer's centre and corner units drawn
-    on a probe digit (`architecture/receptive_field`; a matplotlib figure, 0.4-0.9 s)."""
+    on a probe digit (`architecture/receptive_field`; a matplotlib figure)."""
 
     def __init__(self, path: str, receptive_field_figure: bool = True) -> None:
         self.path = Path(path)
@@ -176,9 +176,9 @@ class ArchitectureReport(TensorBoardCallback):
 class LearningRateCurve(L.Callback):
     """The learning rate at every training step (`train/lr`), so a schedule's shape shows:
     Lightning's LearningRateMonitor writes only every `log_every_n_steps` steps. The values are
-    kept, and written together on those steps and at each epoch's end (or stop): a write a step
-    cost 2 ms a step on a 2-core CPU, more than the rest of Lightning's work, because each one
-    wakes the event writer's thread, which then waits for the training loop's GIL."""
+    kept, and written together on those steps and at each epoch's end (or stop): a write every
+    step would be costly, because each one wakes the event writer's thread, which then waits
+    for the training loop's GIL."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[int, float]] = []
@@ -186,7 +186,7 @@ class LearningRateCurve(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        step = trainer.global_step  # a chain of 7 calls: read once
+        step = trainer.global_step  # a chain of calls: read once
         self.pending.append((step, trainer.optimizers[0].param_groups[0]["lr"]))
         if logs_step_values(trainer, step + 1):
             self.write(trainer)
@@ -243,7 +243,7 @@ class ProgressBar(RichProgressBar):
         super()._stop_progress()
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        training = trainer.training  # read once: each read is a chain of 5 calls
+        training = trainer.training  # read once: each read is a chain of calls
         if training and logs_step_values(trainer, trainer.global_step):
             logged = trainer.logged_metrics
             self.step_values = {n: float(logged[n]) for n in self.step_metrics if n in logged}

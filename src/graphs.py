@@ -1,6 +1,6 @@
 """The net's training step as CUDA graphs: each step replays two recorded graphs (the forward and
-the backward) instead of launching the hundred-odd kernels of an eager step one by one from
-Python, and nothing is compiled (`model.compile_mode=cuda-graphs`)."""
+the backward) instead of launching the many kernels of an eager step one by one from Python,
+and nothing is compiled (`model.compile_mode=cuda-graphs`)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,7 @@ class TrainingGraphs:
         # The recording's autograd graph lives on with the graphs, and with it the parameters'
         # gradient accumulators, made on the recording's side stream: gradients then reach
         # them across streams at every step, which torch would warn of on the console (once a
-        # process; the switch stays off). That costs an event wait on the GPU, no host sync
-        # (its time is in the figures measured).
+        # process; the switch stays off). That costs an event wait on the GPU, no host sync.
         torch.autograd.graph.set_warn_on_accumulate_grad_stream_mismatch(False)
         with torch.random.fork_rng(devices=[x.device]):
             # a copy: the example becomes the graphs' input buffer, into which each later batch

@@ -22,7 +22,7 @@ from src.module import logs_step_values
 
 CHANCE_LOSS = math.log(10)  # the cross-entropy of guessing uniformly among 10 digits
 # An epoch whose mean training loss is this many times worse than guessing has diverged, even
-# when every loss was finite (SGD at lr 100 reaches about 1e6 and stays there).
+# when every loss was finite (SGD at a far too large lr can settle at a huge, finite loss).
 DIVERGED_FACTOR = 10
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -60,9 +60,9 @@ class Net(nn.Sequential):
         self.input_size = input_size
 
     def forward(self, x: Tensor) -> Tensor:
-        # nn.Sequential's own, written here: torch 2.11's Module.compile() finds no frame to
-        # compile when forward lives in torch's files (pytorch/pytorch#150915), and the net ran
-        # uncompiled on the GPU machine's torch 2.11 (README, "Speed").
+        # nn.Sequential's own, written here: Module.compile() can find no frame to compile when
+        # forward lives in torch's own files (pytorch/pytorch#150915), and the net would then
+        # run uncompiled.
         for layer in self:
             x = layer(x)
         return x

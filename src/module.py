@@ -163,10 +163,10 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         side = self.net.input_size
         self.example_input_array = torch.zeros(1, self.net.specs[0].in_channels, side, side)
         # The epoch's training loss and accuracy are sums kept on the device, read once at the
-        # epoch's end: two torchmetrics updates cost 0.17 ms a step on a 2-core CPU, which on a
-        # GPU is CPU time the loop cannot hide. Plain tensors, not buffers: DDP would copy rank
-        # 0's buffers to the other ranks before every step, and a half-precision run would
-        # round them. Batches are added to them together (`add_unsummed`).
+        # epoch's end: torchmetrics updates at every step cost host time, which on a GPU the
+        # loop cannot hide. Plain tensors, not buffers: DDP would copy rank 0's buffers to the
+        # other ranks before every step, and a half-precision run would round them. Batches are
+        # added to them together (`add_unsummed`).
         self.reset_train_sums()
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=10, average="micro")
@@ -219,11 +219,11 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         # argmax). The predictions are taken at once: a step recorded as CUDA graphs writes the
         # next batch's log-probabilities where these are.
         self.unsummed.append((loss.detach(), log_probs.argmax(dim=1), y))
-        # Lightning writes step values to the logger every log_every_n_steps steps only, and a
-        # self.log call costs about 0.8 ms on a 2-core CPU (2.5% of a step): log on those steps,
-        # and on an epoch's last batch so that the run's final metrics hold its last loss. Not
-        # prog_bar=True: Lightning would then read the value from the device after every batch
-        # (src.callbacks.ProgressBar shows it, read once per logged value).
+        # Lightning writes step values to the logger every log_every_n_steps steps only, and
+        # each self.log call costs host time: log on those steps, and on an epoch's last batch
+        # so that the run's final metrics hold its last loss. Not prog_bar=True: Lightning would
+        # then read the value from the device after every batch (src.callbacks.ProgressBar
+        # shows it, read once per logged value).
         logs = logs_step_values(self.trainer, self.global_step + 1)
         if logs:
             self.log("train/loss", loss)

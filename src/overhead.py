@@ -1,6 +1,6 @@
 """What Lightning does at every training step that this project leaves out, unchanged in
 what a run computes, logs or draws: on a GPU a step of the default net is host time spent
-launching kernels, and Lightning's own Python comes on top of it (README, "Speed")."""
+launching kernels, and Lightning's own Python comes on top of it (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ STEP_HOOKS = (
 def skip_unused_step_hooks(trainer: L.Trainer, module: L.LightningModule) -> None:
     """Lets Lightning pass over the training-step hooks that do nothing in this run. Lightning
     calls every one at every step, each inside its profiler's context manager and with the
-    module's `_current_fx_name` set and reset: 18 callbacks and the module, 6 hooks each, half
-    of Lightning's Python calls a step; on a GPU that is host time the step waits for. Lightning
-    skips a hook that is not callable, so each of these is set to None on the instance (the
-    class keeps its methods):
+    module's `_current_fx_name` set and reset: every callback and the module, six hooks each, a
+    large share of Lightning's Python calls a step; on a GPU that is host time the step waits
+    for. Lightning skips a hook that is not callable, so each of these is set to None on the
+    instance (the class keeps its methods):
     - the step hooks that a callback's (or the module's) class does not override;
     - a ModelCheckpoint's own `on_train_batch_end` where it saves by epochs only (no
       `every_n_train_steps`, no `train_time_interval`): the hook then returns at once, after
-      some 25 Python calls of checks;
+      a chain of Python calls of checks;
     - the module's `configure_gradient_clipping`, Lightning's own, where the trainer clips
-      nothing (`gradient_clip_val` unset or 0): it then clips nothing, in some 25 calls.
+      nothing (`gradient_clip_val` unset or 0): it then clips nothing, in a chain of calls.
     """
     hooked = [(callback, L.Callback) for callback in trainer.callbacks]
     for instance, base in [*hooked, (module, L.LightningModule)]:
@@ -63,8 +63,8 @@ def saves_by_epoch_only(checkpoint: ModelCheckpoint) -> bool:
 
 class NoProfiler(PassThroughProfiler):
     """Lightning's default, no profiling, with one shared null context for every hook call:
-    PassThroughProfiler makes a generator-based context manager (8 Python calls) for each of
-    the some 20 hooks Lightning calls a step. `trainer.profiler=simple` (or any other) still
+    PassThroughProfiler makes a generator-based context manager (several Python calls) for
+    each of the hooks Lightning calls a step. `trainer.profiler=simple` (or any other) still
     profiles."""
 
     NULL = contextlib.nullcontext()
@@ -75,9 +75,9 @@ class NoProfiler(PassThroughProfiler):
 
 class PlainHookName:
     """A LightningModule mixin: Lightning records the hook it is in by setting the module's
-    `_current_fx_name` before and after every hook call, some 35 times a training step, and
-    nn.Module's __setattr__ checks each value against parameters, buffers and submodules (3
-    Python calls). A hook's name is a string, none of those, so it is set as a plain attribute.
+    `_current_fx_name` before and after every hook call, dozens of times a training step, and
+    nn.Module's __setattr__ checks each value against parameters, buffers and submodules. A
+    hook's name is a string, none of those, so it is set as a plain attribute.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -90,7 +90,7 @@ class PlainHookName:
 class StepSignatureOnce:
     """A LightningModule mixin: Lightning reads `training_step`'s signature at every step
     (`inspect.getfullargspec`, to know whether it takes `batch_idx`), and inspect builds it
-    anew each time: some 25 Python calls. Each subclass's signature is built once and kept on
+    anew each time, in many Python calls. Each subclass's signature is built once and kept on
     the function, where inspect finds it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
