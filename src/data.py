@@ -27,7 +27,7 @@ from src.errors import ConfigError
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
-# md5 of the decompressed IDX files (../shared/datasets/mnist/README.md; the originals').
+# md5 of the decompressed IDX files (the original MNIST files').
 RAW_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -52,7 +52,7 @@ def file_md5(path: Path) -> str:
 
 
 # Beside the raw files: each one's md5 with the size, inode and times it had when hashed.
-# Hashing the four files cost 0.17-0.21 s a run; a file written since is hashed again (a
+# Hashing the four files at every run would cost time; a file written since is hashed again (a
 # corruption that leaves size, inode and times as they were is no longer found).
 MD5_NOTES = ".md5.json"
 
@@ -428,6 +428,10 @@ class MNISTDataModule(L.LightningDataModule):
         try:
             return MNIST(self.data_dir, train=train, transform=transform)
         except (RuntimeError, ValueError, AssertionError, OSError) as err:
+            if not self.raw_dir.is_dir():  # read before prepare_data staged anything
+                raise ConfigError(
+                    f"no MNIST files in {self.raw_dir}: prepare_data() stages them first"
+                ) from None
             raise ConfigError(
                 f"could not read MNIST from {self.raw_dir} ({err}); delete that folder and "
                 "rerun to lay it out again"

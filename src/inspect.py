@@ -30,6 +30,7 @@ def report(cfg: DictConfig, out: Console) -> None:
     """Prints the table and warnings for `cfg.model`, then draws its lesson pictures."""
     net = instantiate(cfg.model, _convert_="all").net
     datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # a fresh clone has no staged files yet
     stats = analyze(net.specs, net.input_size)
     print_architecture(stats, f"model.channels={list(cfg.model.channels)}", out)
     images, labels = datamodule.probe_batch()
@@ -41,7 +42,32 @@ def report(cfg: DictConfig, out: Console) -> None:
     out.print(f"wrote {folder / 'receptive_field.png'} and {folder / 'pooling.png'}")
 
 
+def usage() -> str:
+    """`python -m src.inspect --help`: the call, what it does, and the config groups it takes."""
+    groups = sorted(
+        (folder.relative_to(CONF_DIR).as_posix(), sorted(f.stem for f in folder.glob("*.yaml")))
+        for folder in CONF_DIR.rglob("*")
+        if folder.is_dir() and folder.name != "hydra" and any(folder.glob("*.yaml"))
+    )
+    lines = [
+        "usage: python -m src.inspect [overrides]",
+        "",
+        "Prints the configured net's architecture table (sizes, receptive fields, parameters,",
+        "MACs) and its warnings, and draws receptive_field.png and pooling.png into",
+        "<paths.log_dir>/inspect/, without training. It takes the config groups and overrides",
+        "of python -m src.train (python -m src.train --help shows the whole config):",
+        "",
+        *(f"  {group}: {', '.join(options)}" for group, options in groups),
+        "",
+        "example: python -m src.inspect 'model.channels=[32,64]'",
+    ]
+    return "\n".join(lines)
+
+
 def main(overrides: list[str]) -> None:
+    if "--help" in overrides or "-h" in overrides:
+        print(usage())
+        return
     quiet_framework()
     with one_line_errors():
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):

@@ -200,6 +200,17 @@ def test_inspect_runs_as_a_command(tiny_data_dir: Path, tmp_path: Path) -> None:
     assert "6,379,786" in result.stdout and (tmp_path / "inspect" / "pooling.png").is_file()
 
 
+def test_inspect_stages_the_data_on_a_fresh_clone(
+    run_inspect, offline_dir: Path, tmp_path: Path
+) -> None:
+    # a fresh clone has no data/ yet: inspect stages MNIST before reading its probe digit
+    fresh = tmp_path / "fresh_data"
+    result = run_inspect(f"data.data_dir={fresh}", f"data.offline_dir={offline_dir}")
+    assert result.returncode == 0, result.stderr
+    assert (fresh / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    assert (tmp_path / "logs" / "inspect" / "receptive_field.png").is_file()
+
+
 def test_inspect_warns_when_the_last_layer_cannot_see_the_digit(run_inspect) -> None:
     result = run_inspect("model.channels=[8,16]")
     assert result.returncode == 0, result.stderr
