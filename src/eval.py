@@ -23,11 +23,20 @@ from src.data import denormalize
 from src.drawing import confusion_figure, mistakes_figure, order_mistakes
 from src.errors import ConfigError
 from src.module import tally
-from src.runs import exit_on_config_error, load_run, parse_args
+from src.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
 from src.startup import freeze_imported
 
-ARGUMENTS = {"run": None, "ckpt": "best", "split": "test"}
+ARGUMENTS = {
+    "run": RUN,
+    "ckpt": CKPT,
+    "split": Argument("test", "test (the 10,000 test images) or val (the run's validation split)"),
+}
 SPLITS = ("test", "val")
+SUMMARY = (
+    "Evaluates a finished run's checkpoint as the run's own test did: accuracy, per-digit\n"
+    "accuracy and the confusion matrix; writes eval/metrics.json, eval/confusion.png and\n"
+    "eval/mistakes.png into the run directory (eval_val/ for split=val)."
+)
 MAX_MISTAKES = 18
 
 
@@ -107,7 +116,7 @@ def print_report(result: dict[str, Any]) -> None:
 def main(argv: list[str]) -> None:
     quiet_framework()
     try:
-        args = parse_args(argv, ARGUMENTS, "src.eval")
+        args = parse_args(argv, ARGUMENTS, "src.eval", SUMMARY)
         result = evaluate(args["run"], args["ckpt"], args["split"])
     except ConfigError as err:
         exit_on_config_error(err)

@@ -20,10 +20,19 @@ import torch
 from src.config import instantiate
 from src.console import quiet_framework
 from src.errors import ConfigError
-from src.runs import exit_on_config_error, load_run, parse_args
+from src.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
 from src.startup import freeze_imported
 
-ARGUMENTS = {"run": None, "format": "onnx", "ckpt": "best", "out": ""}
+ARGUMENTS = {
+    "run": RUN,
+    "format": Argument("onnx", "onnx (the only format)"),
+    "ckpt": CKPT,
+    "out": Argument("", "the file to write; default <run>/model.onnx"),
+}
+SUMMARY = (
+    "Exports a finished run's net as ONNX (input images (N, 1, 28, 28), normalized; output\n"
+    "log_probs (N, 10)) and checks it with onnxruntime against torch on 100 test images."
+)
 FORMATS = ("onnx",)
 TOLERANCE = 1e-4
 CHECK_IMAGES = 100
@@ -58,7 +67,7 @@ def check_onnx(model: torch.nn.Module, path: Path, images: torch.Tensor) -> floa
 def main(argv: list[str]) -> None:
     quiet_framework()
     try:
-        args = parse_args(argv, ARGUMENTS, "src.export")
+        args = parse_args(argv, ARGUMENTS, "src.export", SUMMARY)
         if args["format"] not in FORMATS:
             raise ConfigError(f"format={args['format']}: must be one of {', '.join(FORMATS)}")
         try:

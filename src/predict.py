@@ -24,10 +24,27 @@ from src.console import console, quiet_framework
 from src.digits import NotADigit, mnist_like, read_image
 from src.drawing import prediction_figure
 from src.errors import ConfigError
-from src.runs import exit_on_config_error, load_run, normalize_unit, parse_args
+from src.runs import (
+    CKPT,
+    RUN,
+    Argument,
+    exit_on_config_error,
+    load_run,
+    normalize_unit,
+    parse_args,
+)
 from src.startup import freeze_imported
 
-ARGUMENTS = {"run": None, "images": None, "out": "", "ckpt": "best"}
+ARGUMENTS = {
+    "run": RUN,
+    "images": Argument(None, "an image file, a folder of images, or a glob ('digits/*.png')"),
+    "out": Argument("", "the folder to write into; default <run>/predictions/<date>_<time>"),
+    "ckpt": CKPT,
+}
+SUMMARY = (
+    "Predicts your own digit images (any size, grey or colour, dark on light or light on dark)\n"
+    "with a finished run: prints a table and writes predictions.csv and a figure per image."
+)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
 
@@ -48,7 +65,7 @@ def find_images(pattern: str) -> list[Path]:
 def main(argv: list[str]) -> None:
     quiet_framework()
     try:
-        args = parse_args(argv, ARGUMENTS, "src.predict")
+        args = parse_args(argv, ARGUMENTS, "src.predict", SUMMARY)
         model, _ = load_run(args["run"], args["ckpt"])
         paths = find_images(args["images"])
     except ConfigError as err:

@@ -13,6 +13,7 @@ import json
 import pickle
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -173,21 +174,55 @@ def predict(model: MNISTClassifier, images: Tensor, batch_size: int = 1000) -> T
     return torch.cat(parts)
 
 
-def parse_args(argv: list[str], allowed: dict[str, str | None], command: str) -> dict[str, str]:
-    """key=value arguments of a command, with defaults (None: required); a wrong one is a
-    ConfigError naming the allowed keys."""
+@dataclass(frozen=True)
+class Argument:
+    """A `key=value` argument of a command: its default (None: required) and what it means."""
+
+    default: str | None
+    help: str
+
+
+RUN = Argument(None, "a training run's directory: logs/train/runs/<run>, or a sweep job's")
+CKPT = Argument("best", "best (the epoch checkpoint the run kept), last, or a checkpoint file")
+
+
+def usage(command: str, summary: str, allowed: dict[str, Argument]) -> str:
+    """The text of `python -m <command> --help`: its call, what it does, every argument."""
+    call = " ".join(
+        f"{key}=<{key}>" if arg.default is None else f"[{key}={arg.default or '...'}]"
+        for key, arg in allowed.items()
+    )
+    width = max(len(key) for key in allowed) + 1
+    lines = [f"usage: python -m {command} {call}", "", summary, "", "arguments:"]
+    for key, arg in allowed.items():
+        # an empty default is one the help text describes (out=: a folder made per call)
+        default = {None: " (required)", "": ""}.get(arg.default, f" (default: {arg.default})")
+        lines.append(f"  {key + '=':<{width}}  {arg.help}{default}")
+    return "\n".join(lines)
+
+
+def parse_args(
+    argv: list[str], allowed: dict[str, Argument], command: str, summary: str
+) -> dict[str, str]:
+    """key=value arguments of a command, with defaults; a wrong one is a ConfigError naming the
+    allowed keys. `--help` (or `-h`) prints the usage and exits 0."""
+    if "--help" in argv or "-h" in argv:
+        print(usage(command, summary, allowed))
+        sys.exit(0)
     args: dict[str, str] = {}
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or key not in allowed:
             names = " ".join(f"{k}=..." for k in allowed)
-            raise ConfigError(f"{arg}: not an argument of {command} (arguments: {names})")
+            raise ConfigError(
+                f"{arg}: not an argument of {command} (arguments: {names}; --help explains them)"
+            )
         args[key] = value
-    for key, default in allowed.items():
+    for key, arg in allowed.items():
         if key not in args:
-            if default is None:
-                raise ConfigError(f"{command}: {key}=... is required")
-            args[key] = default
+            if arg.default is None:
+                raise ConfigError(f"{command}: {key}=... is required (--help explains it)")
+            args[key] = arg.default
     return args
 
 

@@ -283,9 +283,23 @@ class GatherResults(Callback):
         gather(Path(config.hydra.sweep.dir))
 
 
+USAGE = """usage: python -m src.sweep <sweep dir>
+
+Gathers a sweep's jobs again (e.g. after an interrupted sweep, or a job finished with resume=):
+reads each job's result.json under <sweep dir> (logs/train/multiruns/<sweep>), writes
+results.csv, results.md and accuracy.png there, and prints the table."""
+
+
 if __name__ == "__main__":
-    # Gather again by hand, e.g. after an interrupted sweep: python -m src.sweep <sweep dir>
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
-        sys.exit("usage: python -m src.sweep logs/train/multiruns/<sweep>")
-    if not gather(Path(sys.argv[1])):
+    args = sys.argv[1:]
+    if args in (["--help"], ["-h"]):
+        print(USAGE)
+        sys.exit(0)
+    if len(args) != 1:
+        print(f"error: {' '.join(args) or 'no argument'}: name one sweep folder", file=sys.stderr)
+        sys.exit(2)
+    if not Path(args[0]).is_dir():
+        print(f"error: {args[0]}: no such sweep folder", file=sys.stderr)
+        sys.exit(2)
+    if not gather(Path(args[0])):
         sys.exit(1)
