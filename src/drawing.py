@@ -43,38 +43,45 @@ TEXT = 12
 READING_GUIDE = """\
 ### How to read these images
 
-- **kernels/NN_convK**: a conv layer's weights, blue negative, white zero, red positive, on one
-  colour scale for the whole layer (the colour bar), so sign and strength compare between
-  kernels. The first conv shows every kernel (how it weighs the 3x3 pixels it sees). Deeper convs
-  show the kernels of the first 8 filters (rows) on their first 8 input channels (columns). A
-  1x1 conv (the logits layer) is one heatmap, a row per output (digit), a column per input.
-- **kernels/NN_convK_norms**: the norm of every filter's kernel on every input channel of a
-  deeper conv: a dark cell is an input that filter uses, a pale one an input it ignores.
+In the order of the Images tab. Colour scales: blue negative, white zero, red positive, one
+scale for a whole card (its colour bar), so sign and strength compare within a card.
+
 - **activations/NN_layer**: a layer's output for the probe digits (the first validation image
   of each digit, always the same ones): a row per digit, its image first, then the channels
   that respond most on average over the probe digits, most active first (the title says how many
-  of the layer's channels are shown). One colour scale for the whole layer: blue negative,
-  white zero, red positive. Convs are drawn before their batch norm and ReLU, pools after them.
+  of the layer's channels are shown). Convs are drawn before their batch norm and ReLU (signed),
+  pools after them (zero or positive). `activations/00_inputs` shows the probe digits.
+- **architecture/receptive_field**: for each conv and pool layer, the window of the input that
+  the centre unit (red) and the top-left corner unit (blue) of its output see, on a probe digit;
+  the grey margin is padding. The last layer's window must cover the digit.
+- **cam/probe**: for a net with global average pooling, where each probe digit's predicted class
+  is found: red places add to that digit's score, blue ones take from it (the score is the
+  map's mean); the digit's strokes are outlined in black.
+- **erf/maps**: the effective receptive field of each layer's centre unit: how strongly each
+  input pixel moves it (the gradient's size, averaged over the probe digits; dark is strong),
+  with the theoretical window as a dashed box. The title gives the side of the centred square
+  that holds 90% of it beside the window's side: the unit leans on its window's middle.
+- **kernels/NN_convK**: a conv layer's weights. The first conv shows every kernel (how it weighs
+  the 3x3 pixels it sees). Deeper convs show the kernels of the first 8 filters (rows) on their
+  first 8 input channels (columns). A 1x1 conv (the logits layer) is one heatmap, a row per
+  output (digit), a column per input.
+- **kernels/NN_convK_norms**: the norm of every filter's kernel on every input channel of a
+  deeper conv: a dark cell is an input that filter uses, a pale one an input it ignores.
+- **shift/accuracy**: test accuracy with every test image moved by 0 to 4 pixels, each of the
+  four ways: how much of a small shift the net shrugs off.
 - **test/confusion_matrix**: true digit by row, predicted by column; the diagonal counts the
   right answers (green), the other cells the mistakes, shaded on their own scale (red); empty
   cells are 0.
 - **test/mistakes**: misclassified test digits, the ones the net was most sure of first, each
   with its prediction, the net's probability for it, and the true digit.
-- **architecture/receptive_field**: for each conv and pool layer, the window of the input that
-  the centre unit (red) and the top-left corner unit (blue) of its output see, on a probe digit;
-  the grey margin is padding. The last layer's window must cover the digit.
-- **erf/maps**: the effective receptive field of each layer's centre unit: how strongly each
-  input pixel moves it (the gradient's size, averaged over the probe digits; dark is strong),
-  with the theoretical window as a dashed box. The title gives the side of the centred square
-  that holds 90% of it beside the window's side: the unit leans on its window's middle.
-- **cam/probe**: for a net with global average pooling, where each probe digit's predicted class
-  is found: red places add to that digit's score, blue ones take from it (the score is the
-  map's mean); the digit's strokes are outlined in black.
-- **shift/accuracy**: test accuracy with every test image moved by 0 to 4 pixels, each of the
-  four ways: how much of a small shift the net shrugs off.
-- Images are drawn at fit start (kernels, receptive field, effective receptive fields), after
-  every validation epoch (activations, effective receptive fields, class activation maps) and
-  after testing; the step slider above a card moves through them.
+- **top_patches/NN_convK**: what excites a conv's channels (a row each): the validation digits
+  in which that channel's strongest unit responds most, each cropped to that unit's receptive
+  field (blank past the digit's edge). Early convs answer to stroke pieces, late ones to whole
+  digits.
+- When: kernels, receptive field and effective receptive fields at fit start; activations,
+  effective receptive fields and class activation maps after every validation epoch; top
+  patches every few epochs and after the last; test and shift after testing. The step slider
+  above a card moves through them.
 """
 
 

@@ -144,7 +144,14 @@ def test_reading_guide_in_the_text_tab(run) -> None:
     _, events, _ = run
     guide = events.Tensors("how_to_read_the_images/text_summary")[0]
     text = guide.tensor_proto.string_val[0].decode()
-    assert "kernels/NN_convK" in text and "activations/NN_layer" in text
+    # an entry for every group of images the run logged, in the Images tab's (sorted) order
+    groups = sorted({tag.split("/")[0] for tag in events.Tags()["images"]})
+    assert {"activations", "kernels"} <= set(groups), groups
+    places = [text.find(f"- **{group}/") for group in groups]
+    assert -1 not in places, [g for g, p in zip(groups, places, strict=True) if p == -1]
+    assert places == sorted(places), groups
+    for entry in ["top_patches/NN_convK", "erf/maps", "cam/probe", "shift/accuracy"]:
+        assert f"- **{entry}**" in text, entry  # views the short test run may not draw
 
 
 def test_no_forward_hook_stays_after_fit(tiny_data_dir: Path, tmp_path: Path) -> None:
