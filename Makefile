@@ -8,7 +8,7 @@ MNIST_OFFLINE_DIR ?= $(abspath $(wildcard ../shared/datasets/mnist))
 export MNIST_OFFLINE_DIR
 ARGS ?=
 
-.PHONY: install train test tb lint format clean
+.PHONY: install train test test-all tb lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ install: $(STAMP)
 train: $(STAMP)  ## train the default model; extra overrides: make train ARGS="trainer.max_epochs=1"
 	$(BIN)/python -m src.train $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP)  ## the fast suite, between edits: the tests that train on real MNIST left out
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)  ## every test, as CI runs them
 	$(BIN)/python -m pytest $(ARGS)
 
 tb: $(STAMP)

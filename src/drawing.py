@@ -67,8 +67,8 @@ scale for a whole card (its colour bar), so sign and strength compare within a c
   output (digit), a column per input.
 - **kernels/NN_convK_norms**: the norm of every filter's kernel on every input channel of a
   deeper conv: a dark cell is an input that filter uses, a pale one an input it ignores.
-- **shift/accuracy**: test accuracy with every test image moved by 0 to 4 pixels, each of the
-  four ways: how much of a small shift the net shrugs off.
+- **shift/accuracy**: test accuracy with the test images (every 5th by default) moved by 0 to 4
+  pixels, each of the four ways: how much of a small shift the net shrugs off.
 - **test/confusion_matrix**: true digit by row, predicted by column; the diagonal counts the
   right answers (green), the other cells the mistakes, shaded on their own scale (red); empty
   cells are 0.
