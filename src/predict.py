@@ -38,7 +38,9 @@ from src.startup import freeze_imported
 ARGUMENTS = {
     "run": RUN,
     "images": Argument(None, "an image file, a folder of images, or a glob ('digits/*.png')"),
-    "out": Argument("", "the folder to write into; default <run>/predictions/<date>_<time>"),
+    "out": Argument(
+        "", "the folder to write into; default <run>/predictions/<date>_<time>_<microseconds>"
+    ),
     "ckpt": CKPT,
 }
 SUMMARY = (
