@@ -59,11 +59,11 @@ from rich.console import Console
 from rich.table import Table
 from torch.overrides import TorchFunctionMode
 
-from src.config import instantiate
-from src.console import quiet_framework
-from src.data import MNISTDataModule, TensorBatches
-from src.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
-from src.startup import freeze_imported
+from src.config.build import instantiate
+from src.data.datamodule import MNISTDataModule, TensorBatches
+from src.lit.console import quiet_framework
+from src.lit.module import SCHEDULER_INTERVAL, MNISTClassifier, build_optimization
+from src.speed.startup import freeze_imported
 from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

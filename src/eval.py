@@ -17,14 +17,14 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from src.config import instantiate
-from src.console import console, quiet_framework
-from src.data import denormalize
-from src.drawing import confusion_figure, mistakes_figure, order_mistakes
-from src.errors import ConfigError
-from src.module import tally
-from src.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
-from src.startup import freeze_imported
+from src.config.build import instantiate
+from src.core.drawing import confusion_figure, mistakes_figure, order_mistakes
+from src.core.errors import ConfigError
+from src.data.datamodule import denormalize
+from src.lit.console import console, quiet_framework
+from src.lit.module import tally
+from src.lit.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
+from src.speed.startup import freeze_imported
 
 ARGUMENTS = {
     "run": RUN,

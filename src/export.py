@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from src.config import instantiate
-from src.console import quiet_framework
-from src.errors import ConfigError
-from src.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
-from src.startup import freeze_imported
+from src.config.build import instantiate
+from src.core.errors import ConfigError
+from src.lit.console import quiet_framework
+from src.lit.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
+from src.speed.startup import freeze_imported
 
 ARGUMENTS = {
     "run": RUN,

@@ -13,13 +13,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from rich.console import Console
 
-from src.architecture import analyze, unit_windows
-from src.checks import check_config
-from src.config import instantiate, one_line_errors
-from src.console import console, print_architecture, quiet_framework
-from src.data import denormalize
-from src.drawing import pooling_figure, receptive_field_figure
-from src.startup import freeze_imported
+from src.config.build import instantiate, one_line_errors
+from src.config.checks import check_config
+from src.core.architecture import analyze, unit_windows
+from src.core.lessons import pooling_figure, receptive_field_figure
+from src.data.datamodule import denormalize
+from src.lit.console import console, print_architecture, quiet_framework
+from src.speed.startup import freeze_imported
 
 PROBE_DIGIT = 7
 

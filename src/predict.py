@@ -2,7 +2,7 @@
 images=<file, folder or glob> [out=<folder>] [ckpt=best|last|<path>]`.
 
 Each image (PNG, JPEG, BMP, ...; any size; grey or colour; dark ink on light paper or light on
-dark) is made MNIST-like (`src.digits`), then the net predicts it. Prints a table, and writes
+dark) is made MNIST-like (`src.core.digits`), then the net predicts it. Prints a table, and writes
 into `out` (default `<run>/predictions/<date>_<time>_<microseconds>/`): `predictions.csv`
 (image, prediction, probability, p0..p9, error) and per image a figure of what went in and what
 came out. An image that cannot be read, or has no ink, is listed as failed; the others go on,
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from src.console import console, quiet_framework
-from src.digits import NotADigit, mnist_like, read_image
-from src.drawing import prediction_figure
-from src.errors import ConfigError
-from src.runs import (
+from src.core.digits import NotADigit, mnist_like, read_image
+from src.core.drawing import prediction_figure
+from src.core.errors import ConfigError
+from src.lit.console import console, quiet_framework
+from src.lit.runs import (
     CKPT,
     RUN,
     Argument,
@@ -33,7 +33,7 @@ from src.runs import (
     normalize_unit,
     parse_args,
 )
-from src.startup import freeze_imported
+from src.speed.startup import freeze_imported
 
 ARGUMENTS = {
     "run": RUN,

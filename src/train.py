@@ -22,16 +22,22 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.architecture import analyze, totals
-from src.callbacks import warn_unlogged_views
-from src.checks import check_config, check_no_relaunch
-from src.config import fail, hydra_error_line, instantiate, instantiate_entries, run_hydra_main
-from src.console import quiet_framework
-from src.errors import ConfigError, Interrupted, RunStopped
-from src.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
-from src.overhead import skip_unused_step_hooks
-from src.runs import resume_config
-from src.startup import freeze_imported
+from src.config.build import (
+    fail,
+    hydra_error_line,
+    instantiate,
+    instantiate_entries,
+    run_hydra_main,
+)
+from src.config.checks import check_config, check_no_relaunch
+from src.core.architecture import analyze, totals
+from src.core.errors import ConfigError, Interrupted, RunStopped
+from src.lit.callbacks import warn_unlogged_views
+from src.lit.console import quiet_framework
+from src.lit.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
+from src.lit.runs import resume_config
+from src.speed.overhead import skip_unused_step_hooks
+from src.speed.startup import freeze_imported
 
 log = logging.getLogger(__name__)
 # shift/acc_<k>px (callbacks.shift_invariance) that result.json and the sweep table show

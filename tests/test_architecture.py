@@ -13,7 +13,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from src.architecture import (
+from src.core.architecture import (
     analyze,
     check_architecture,
     conv,
@@ -25,9 +25,9 @@ from src.architecture import (
     totals,
     unit_windows,
 )
-from src.errors import ConfigError
+from src.core.errors import ConfigError
+from src.core.model import Net
 from src.inspect import main as inspect_main
-from src.model import Net
 
 from .conftest import ROOT, TUTORIAL_CONV_PARAMS
 

@@ -17,9 +17,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately, how_the_step_ran
-from src.callbacks import ProgressBar
-from src.config import instantiate
-from src.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
+from src.config.build import instantiate
+from src.lit.callbacks import ProgressBar
+from src.speed.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT

@@ -14,10 +14,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.architecture import analyze, plan_layers
-from src.callbacks import unit_patches
-from src.config import instantiate
-from src.errors import ConfigError
+from src.config.build import instantiate
+from src.core.architecture import analyze, plan_layers
+from src.core.errors import ConfigError
+from src.lit.views import unit_patches
 from src.train import train
 
 from .conftest import ROOT, compose_train, write_tiny_mnist

@@ -1,5 +1,5 @@
-"""src.checks: the composed config refused before any work, one line naming the value and what
-is allowed; checkpoints checked against the configured net."""
+"""src.config.checks: the composed config refused before any work, one line naming the value and
+what is allowed; checkpoints checked against the configured net."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import src.checks
-from src.checks import check_checkpoint, check_config, check_no_relaunch, net_state_shapes
-from src.errors import ConfigError
-from src.module import MNISTClassifier
+import src.config.checks
+from src.config.checks import check_checkpoint, check_config, check_no_relaunch, net_state_shapes
+from src.core.errors import ConfigError
+from src.lit.module import MNISTClassifier
 from src.train import train
 
 from .conftest import compose_train
@@ -150,13 +150,13 @@ def test_memory_is_estimated_from_the_arithmetic(tmp_path: Path) -> None:
     assert message.endswith("GiB available: use fewer channels or a smaller data.batch_size")
     # the default net fits in 1 GiB, and not in 1 MiB
     cfg = compose_train([], tmp_path)
-    specs = src.checks.check_model(OmegaConf.to_container(cfg.model))
-    need = src.checks.training_bytes(specs, input_size=28, batch_size=128)
+    specs = src.config.checks.check_model(OmegaConf.to_container(cfg.model))
+    need = src.config.checks.training_bytes(specs, input_size=28, batch_size=128)
     assert 2**20 < need < 2**30
 
 
 def test_memory_refused_for_a_small_machine(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(src.checks, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(src.config.checks, "available_memory", lambda: 2**20)
     message = refusal(compose_train(["data.batch_size=256"], tmp_path))
     assert message.startswith("model.channels=[16, 16, 32, 32, 64, 64]: one training batch of 256")
     assert "this machine has 0.0 GiB available" in message

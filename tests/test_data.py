@@ -13,20 +13,16 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from src.data import (
+from src.core.errors import ConfigError
+from src.data.datamodule import (
     BACKGROUND,
-    MD5_NOTES,
-    RAW_MD5,
     MNISTDataModule,
     TensorBatches,
     affine,
-    file_md5,
     random_moves,
-    raw_file_md5,
     shift,
-    stage_offline_files,
 )
-from src.errors import ConfigError
+from src.data.files import MD5_NOTES, RAW_MD5, file_md5, raw_file_md5, stage_offline_files
 
 
 def ready(data_dir: Path, **kwargs) -> MNISTDataModule:

@@ -10,7 +10,7 @@ prefixes kept as the command's environment, and the arguments split as the shell
 - `src.train` (and `make train`): composed with Hydra's compose API, Hydra's own part included
   (`hydra/launcher=...`, `hydra.launcher.*`, `hydra.run.dir=`, ...; the launcher class must
   import), then checked as the command checks it before any work: the run folder Hydra would
-  make, then `src.checks.check_config`. With `-m` (or a preset that sets `hydra.mode:
+  make, then `src.config.checks.check_config`. With `-m` (or a preset that sets `hydra.mode:
   MULTIRUN`), the sweep is expanded as Hydra's basic sweeper does (the preset's
   `hydra.sweeper.params`, then the command line) and every job is composed and checked.
 - `src.inspect`: composed and checked as `src.inspect.main` does.
@@ -55,9 +55,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.checks import check_config, check_writable, net_state_shapes, plain
-from src.config import hydra_error_line, run_hydra_main
-from src.errors import ConfigError
+from src.config.build import hydra_error_line, run_hydra_main
+from src.config.checks import check_config, check_writable, net_state_shapes, plain
+from src.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -362,7 +362,7 @@ class Prepared:
 
 
 def one_line(err: Exception) -> str:
-    """The line a refused command prints after `error: ` (src.config.one_line_errors)."""
+    """The line a refused command prints after `error: ` (src.config.build.one_line_errors)."""
     return str(err) if isinstance(err, ConfigError) else hydra_error_line(err)
 
 
@@ -378,7 +378,7 @@ def needs_gpu(cfg: DictConfig) -> bool:
 
 def run_folder_refusal(cfg: DictConfig) -> str | None:
     """The line a single run prints when Hydra cannot make its run folder (before any check):
-    src.config.run_hydra_main's, from the real mkdir, tried only where it cannot succeed."""
+    src.config.build.run_hydra_main's, from the real mkdir, tried only where it cannot succeed."""
     run_dir = str(OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=True))
     try:
         check_writable("hydra.run.dir", run_dir)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from src.drawing import (
+from src.core.drawing import (
     confusion_figure,
     crop,
     feature_map_figure,
@@ -16,10 +16,10 @@ from src.drawing import (
     kernel_norm_figure,
     mistakes_figure,
     most_active,
-    shift_figure,
     top_patches_figure,
     top_units,
 )
+from src.core.lessons import shift_figure
 
 from .test_callbacks import colour_share
 

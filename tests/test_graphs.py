@@ -9,9 +9,9 @@ import re
 import pytest
 import torch
 
-from src.checks import check_graphs
-from src.errors import ConfigError
-from src.module import MNISTClassifier
+from src.config.checks import check_graphs
+from src.core.errors import ConfigError
+from src.lit.module import MNISTClassifier
 
 NET = {"channels": [4, 8], "batch_norm": True}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
@@ -61,12 +61,12 @@ def batches(device: str, sizes: list[int]) -> list[tuple[torch.Tensor, torch.Ten
 def test_cuda_graphs_on_a_cpu_train_eagerly_and_say_so(caplog) -> None:
     eager, graphed = twin_modules("cpu")
     data = batches("cpu", [16, 16, 16])
-    with caplog.at_level(logging.INFO, logger="src.graphs"):
+    with caplog.at_level(logging.INFO, logger="src.speed.graphs"):
         assert sgd_steps(graphed, data) == sgd_steps(eager, data)
     for name, value in eager.state_dict().items():
         assert torch.equal(value, graphed.state_dict()[name]), name
     assert graphed.training_graphs.graphed is None
-    said = [r.getMessage() for r in caplog.records if r.name == "src.graphs"]
+    said = [r.getMessage() for r in caplog.records if r.name == "src.speed.graphs"]
     assert said == ["model.compile_mode=cuda-graphs: on cpu the net runs eagerly"]
 
 
@@ -113,7 +113,7 @@ def test_recorded_training_follows_eager_training() -> None:
 def test_moved_parameters_are_recorded_again(caplog) -> None:
     _, graphed = twin_modules("cuda")
     data = batches("cuda", [32, 32, 32])
-    with caplog.at_level(logging.INFO, logger="src.graphs"):
+    with caplog.at_level(logging.INFO, logger="src.speed.graphs"):
         sgd_steps(graphed, data[:1])
         with torch.no_grad():  # new storage, as a move to the CPU and back may give
             for parameter in graphed.parameters():

@@ -8,7 +8,7 @@ import sys
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-import src.startup
+import src.speed.startup
 
 # each command's arguments (or, for inspect, the config groups it takes), all in its usage
 EXPECTED = {
@@ -26,7 +26,7 @@ EXPECTED = {
 def test_help_prints_every_argument_and_exits_0(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, command: str, flag: str
 ) -> None:
-    monkeypatch.setattr(src.startup, "freeze_imported", lambda: None)
+    monkeypatch.setattr(src.speed.startup, "freeze_imported", lambda: None)
     monkeypatch.setattr(sys, "argv", [command, flag])
     monkeypatch.delitem(sys.modules, command, raising=False)  # afresh, as python -m
     GlobalHydra.instance().clear()

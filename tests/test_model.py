@@ -7,11 +7,11 @@ import hydra
 import pytest
 import torch
 
-from src.architecture import analyze, plan_layers, unit_windows
-from src.config import instantiate
-from src.errors import ConfigError
-from src.model import Net, mass_side
-from src.module import MNISTClassifier, build_optimization
+from src.config.build import instantiate
+from src.core.architecture import analyze, plan_layers, unit_windows
+from src.core.errors import ConfigError
+from src.core.model import Net, mass_side
+from src.lit.module import MNISTClassifier, build_optimization
 from src.train import train
 
 from .conftest import TUTORIAL_CONV_PARAMS, compose_train

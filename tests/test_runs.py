@@ -13,17 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import src.eval
 import src.export
 import src.predict
-from src.data import MNISTDataModule, denormalize
-from src.digits import NotADigit, mnist_like
-from src.module import MNISTClassifier
-from src.runs import load_run, predict
+from src.core.digits import NotADigit, mnist_like
+from src.data.datamodule import MNISTDataModule, denormalize
+from src.lit.module import MNISTClassifier
+from src.lit.runs import load_run, predict, run_config
 
-from .conftest import ROOT
+from .conftest import ROOT, compose_train
 from .test_train import TINY
 
 SHORT_RUN = [
@@ -309,3 +310,21 @@ def test_python_api_and_load_from_checkpoint(trained: Path, test_digits) -> None
         trained / "checkpoints" / "last.ckpt", map_location="cpu"
     )
     assert torch.equal(predict(lightning, digits).argmax(dim=1), probabilities.argmax(dim=1))
+
+
+def test_a_run_saved_before_the_layers_moved_names_todays_classes(tmp_path: Path) -> None:
+    # runs made when src/ was flat name src.module.MNISTClassifier, src.callbacks.KernelImages...
+    cfg = compose_train([], tmp_path / "run")
+    old = {"src.lit.module.": "src.module.", "src.data.datamodule.": "src.data.",
+           "src.lit.views.": "src.callbacks.", "src.lit.callbacks.": "src.callbacks.",
+           "src.speed.overhead.": "src.overhead."}  # fmt: skip
+    text = OmegaConf.to_yaml(cfg)
+    for new, before in old.items():
+        text = text.replace(new, before)
+    assert "src.module.MNISTClassifier" in text and "src.callbacks.KernelImages" in text
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(text)
+    loaded = run_config(tmp_path / "run")
+    assert OmegaConf.to_yaml(loaded).replace(str(tmp_path / "run"), "") == OmegaConf.to_yaml(
+        cfg
+    ).replace(str(tmp_path / "run"), "")

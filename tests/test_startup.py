@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-import src.startup
-from src.startup import freeze_imported
+import src.speed.startup
+from src.speed.startup import freeze_imported
 
 BENCHMARK = str(Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py")
 
@@ -54,7 +54,7 @@ def test_each_command_freezes_its_imports_before_its_work(
     argv: list[str], error: str,
 ) -> None:  # fmt: skip
     calls = []
-    monkeypatch.setattr(src.startup, "freeze_imported", lambda: calls.append(command))
+    monkeypatch.setattr(src.speed.startup, "freeze_imported", lambda: calls.append(command))
     monkeypatch.setattr(sys, "argv", [command, *argv])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # src.train sets it: put back after
     GlobalHydra.instance().clear()

@@ -15,9 +15,9 @@ from lightning.fabric.accelerators.cuda import _check_cuda_matmul_precision
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-import src.module
-from src.console import DropChatter
-from src.module import MAX_UNSUMMED
+import src.lit.module
+from src.lit.console import DropChatter
+from src.lit.module import MAX_UNSUMMED
 from src.train import train
 
 from .conftest import ROOT, compose_train
@@ -49,7 +49,7 @@ def test_a_short_run_whose_one_cycle_warm_up_is_one_step(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     # 0.2 of 5 steps: torch's OneCycleLR alone divides by zero at the first step
-    lr_curve = "+callbacks.learning_rate._target_=src.callbacks.LearningRateCurve"
+    lr_curve = "+callbacks.learning_rate._target_=src.lit.callbacks.LearningRateCurve"
     overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=5", "test=false",
                  "callbacks=none", lr_curve]  # fmt: skip
     result = train(tiny_cfg(tiny_data_dir, tmp_path, "model.scheduler.pct_start=0.2", *overrides))
@@ -316,7 +316,7 @@ def test_epoch_training_loss_and_accuracy_are_those_of_its_batches(
     monkeypatch: pytest.MonkeyPatch, tiny_data_dir: Path, tmp_path: Path, overrides: list[str],
     max_unsummed: int, batches: list[int], most_kept: int,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(src.module, "MAX_UNSUMMED", max_unsummed)
+    monkeypatch.setattr(src.lit.module, "MAX_UNSUMMED", max_unsummed)
     recorder = BatchRecorder()
     overrides = ["callbacks=none", "test=false", "trainer.max_epochs=2", *overrides]
     train(tiny_cfg(tiny_data_dir, tmp_path, *overrides), extra_callbacks=[recorder])

@@ -20,10 +20,10 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
-from src.errors import Diverged, Interrupted
-from src.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, StopOnSignal
+from src.core.errors import Diverged, Interrupted
 from src.inspect import main as inspect_main
-from src.runs import resume_config
+from src.lit.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, StopOnSignal
+from src.lit.runs import resume_config
 from src.train import train
 
 from .conftest import ROOT, compose_train

@@ -27,7 +27,7 @@ class TrainingGraphs:
     dropout net's masks stay those of the seeded stream). The parameters' gradients are not
     touched. The backward hands each batch's gradients back in its own buffers, which the next
     replay overwrites: gradients must be set to None between steps (Lightning's and torch's
-    default), never added up over batches (src.checks refuses accumulate_grad_batches)."""
+    default), never added up over batches (src.config.checks refuses accumulate_grad_batches)."""
 
     def __init__(self, net: nn.Module) -> None:
         self.net = net

@@ -2,7 +2,7 @@
 pickled is executed), and the net's predictions. Shared by `src.eval`, `src.predict` and
 `src.export`, and the Python API for notebooks:
 
-    from src.runs import load_run, predict
+    from src.lit.runs import load_run, predict
     model, cfg = load_run("logs/train/runs/<run>")
     probabilities = predict(model, images)   # (N, 28, 28) or (N, 1, 28, 28), ink 1 on 0
 """
@@ -15,19 +15,54 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
-from src.config import instantiate
-from src.data import MNIST_MEAN, MNIST_STD
-from src.errors import ConfigError
-from src.module import MNISTClassifier
+from src.config.build import instantiate
+from src.core.errors import ConfigError
+from src.data.datamodule import MNIST_MEAN, MNIST_STD
+from src.lit.module import MNISTClassifier
 
 CHECKPOINT_CHOICES = ("best", "last")
 # What a run's config may build: a run copied from elsewhere must not run other code.
-TARGETS = {"model": "src.module.MNISTClassifier", "data": "src.data.MNISTDataModule"}
+TARGETS = {"model": "src.lit.module.MNISTClassifier", "data": "src.data.datamodule.MNISTDataModule"}
+# A run made before src/ was grouped by layer names its classes by their old paths.
+MOVED_MODULES = {
+    "src.module.": "src.lit.module.",
+    "src.data.MNISTDataModule": "src.data.datamodule.MNISTDataModule",
+    "src.overhead.": "src.speed.overhead.",
+    "src.callbacks.": "src.lit.callbacks.",
+}
+VIEWS = ("KernelImages", "ActivationImages", "TopPatches", "EffectiveReceptiveField",
+         "ClassActivationMaps", "TestViews", "ShiftInvariance")  # fmt: skip
+
+
+def moved(target: str) -> str:
+    """A `_target_` of a run made before src/ was grouped by layer, by its path today."""
+    name = target.rpartition(".")[2]
+    if target.startswith("src.callbacks.") and name in VIEWS:
+        return f"src.lit.views.{name}"
+    for old, new in MOVED_MODULES.items():
+        if target.startswith(old):
+            return new + target[len(old) :]
+    return target
+
+
+def rename_moved_targets(node: Any) -> None:
+    """Every `_target_` under `node` (a run's saved config) by its path today, in place."""
+    if isinstance(node, DictConfig):
+        for key in node:
+            value = node._get_node(key)
+            if key == "_target_" and isinstance(node[key], str):
+                node[key] = moved(node[key])
+            elif isinstance(value, DictConfig | ListConfig):
+                rename_moved_targets(value)
+    elif isinstance(node, ListConfig):
+        for item in node:
+            rename_moved_targets(item)
 
 
 def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
@@ -44,6 +79,7 @@ def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
         )
     try:
         cfg = OmegaConf.load(saved)
+        rename_moved_targets(cfg)
         for group, target in TARGETS.items():
             if cfg[group].get("_target_") != target:
                 raise ConfigError(
@@ -161,7 +197,7 @@ def normalize_unit(images: Tensor) -> Tensor:
 @torch.no_grad()
 def predict(model: MNISTClassifier, images: Tensor, batch_size: int = 1000) -> Tensor:
     """(N, 10) probabilities of the digits for MNIST-like images on the 0-1 scale (ink 1 on 0),
-    (N, 28, 28) or (N, 1, 28, 28); `src.digits.mnist_like` makes them from any digit image."""
+    (N, 28, 28) or (N, 1, 28, 28); `src.core.digits.mnist_like` makes them from any digit image."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

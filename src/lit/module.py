@@ -14,10 +14,10 @@ from torch import Tensor
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.errors import ConfigError
-from src.graphs import TrainingGraphs
-from src.model import Net
-from src.overhead import PlainHookName, StepSignatureOnce
+from src.core.errors import ConfigError
+from src.core.model import Net
+from src.speed.graphs import TrainingGraphs
+from src.speed.overhead import PlainHookName, StepSignatureOnce
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 SCHEDULERS = {
@@ -120,7 +120,7 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
     first validation step for a second one (no gradients: another graph).
     `compile_mode="cuda-graphs"` compiles nothing: on a CUDA device the training forward and
     backward are recorded as CUDA graphs at the first step and replayed after
-    (`src.graphs.TrainingGraphs`); evaluation, and everything on a CPU, runs eagerly.
+    (`src.speed.graphs.TrainingGraphs`); evaluation, and everything on a CPU, runs eagerly.
     `compile_eval=False` runs the module's forward eagerly in eval mode instead (validation,
     test, the shift-invariance check): no second compilation, for evaluations too short to pay
     it back. The other views call the net's own forward, never compiled.
@@ -222,7 +222,7 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         # Lightning writes step values to the logger every log_every_n_steps steps only, and
         # each self.log call costs host time: log on those steps, and on an epoch's last batch
         # so that the run's final metrics hold its last loss. Not prog_bar=True: Lightning would
-        # then read the value from the device after every batch (src.callbacks.ProgressBar
+        # then read the value from the device after every batch (src.lit.callbacks.ProgressBar
         # shows it, read once per logged value).
         logs = logs_step_values(self.trainer, self.global_step + 1)
         if logs:

@@ -23,12 +23,14 @@ import torch
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
-import src.callbacks
-from src.architecture import Layer, analyze, plan_layers, totals
-from src.data import TEST_SIZE, TRAIN_SIZE, MNISTDataModule
-from src.errors import ConfigError
-from src.model import Net
-from src.module import (
+import src.lit.callbacks
+import src.lit.views
+from src.core.architecture import Layer, analyze, plan_layers, totals
+from src.core.errors import ConfigError
+from src.core.model import Net
+from src.data.datamodule import MNISTDataModule
+from src.data.files import TEST_SIZE, TRAIN_SIZE
+from src.lit.module import (
     COMPILE_MODES,
     OPTIMIZERS,
     SCHEDULERS,
@@ -54,6 +56,7 @@ CALLBACK_COUNTS = {
     "EffectiveReceptiveField": ("every_n_epochs",),
     "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
 }
+CALLBACK_MODULES = {"src.lit.callbacks": src.lit.callbacks, "src.lit.views": src.lit.views}
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
 PSEUDO_FILE_SYSTEMS = {
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs",
@@ -463,16 +466,17 @@ def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:
 
 
 def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) -> None:
-    """The callbacks of src.callbacks: options by signature, counts >= 1, and the activation
-    layers (maps: the arithmetic's layers, not flatten or log_softmax) by name."""
+    """The project's callbacks (src.lit.callbacks, src.lit.views): options by signature, counts
+    >= 1, and the activation layers (maps: the arithmetic's layers, not flatten or
+    log_softmax) by name."""
     for name, node in (callbacks or {}).items():
         if not isinstance(node, Mapping) or not node:  # set to null: left out
             continue
         target = str(node.get("_target_", ""))
         module, _, class_name = target.rpartition(".")
-        if module != "src.callbacks":
+        if module not in CALLBACK_MODULES:
             continue
-        cls = getattr(src.callbacks, class_name, None)
+        cls = getattr(CALLBACK_MODULES[module], class_name, None)
         if not isinstance(cls, type):
             raise ConfigError(f"callbacks.{name}._target_={target}: no such callback")
         options = own_options(plain(node))
@@ -482,7 +486,7 @@ def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) 
                 raise ConfigError(
                     f"callbacks.{name}.{key}={options[key]!r}: must be an integer >= 1"
                 )
-        if cls is src.callbacks.ActivationImages:
+        if cls is src.lit.views.ActivationImages:
             unknown = [layer for layer in options.get("layers") or () if layer not in layers]
             if unknown:
                 raise ConfigError(

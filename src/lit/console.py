@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from src.architecture import TABLE_HEADER, LayerStats, check_architecture, table_rows
+from src.core.architecture import TABLE_HEADER, LayerStats, check_architecture, table_rows
 
 # The columns of the table printed at fit start; `src.inspect` prints them all.
 COMPACT_COLUMNS = ("layer", "kernel", "output size", "receptive field", "params")

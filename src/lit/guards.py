@@ -17,8 +17,8 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
-from src.errors import Diverged, Interrupted
-from src.module import logs_step_values
+from src.core.errors import Diverged, Interrupted
+from src.lit.module import logs_step_values
 
 CHANCE_LOSS = math.log(10)  # the cross-entropy of guessing uniformly among 10 digits
 # An epoch whose mean training loss is this many times worse than guessing has diverged, even

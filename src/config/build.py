@@ -25,7 +25,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.errors import ConfigError
+from src.core.errors import ConfigError
 
 SRC_DIR = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def instantiate_entries(cfg: DictConfig, group: str) -> list[Any]:
     for name, entry in (cfg.get(group) or {}).items():
         if entry is None:
             continue
-        if "_target_" not in entry:  # a mapping: src.checks.check_entries
+        if "_target_" not in entry:  # a mapping: src.config.checks.check_entries
             log.warning(
                 "%s.%s has no _target_ (the %s group chosen has no such entry): its settings "
                 "%s are left out", group, name, group, OmegaConf.to_container(entry, resolve=True),

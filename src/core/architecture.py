@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from src.errors import ConfigError
+from src.core.errors import ConfigError
 
 HEADS = ("gap", "conv")
 MIN_POOLED_SIZE = 7  # MNIST strokes need a few pixels each; the tutorial stops pooling at 7x7

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from src.architecture import Layer, analyze, plan_layers
+from src.core.architecture import Layer, analyze, plan_layers
 
 
 def build_layer(spec: Layer) -> nn.Module:
@@ -39,7 +39,7 @@ def build_layer(spec: Layer) -> nn.Module:
 class Net(nn.Sequential):
     """Log-probabilities over 10 digits for (N, 1, 28, 28) images.
 
-    The layers come from `plan_layers` (see `src.architecture` for the layout rule), and the
+    The layers come from `plan_layers` (see `src.core.architecture` for the layout rule), and the
     same specs stay on the net as `net.specs`, so the architecture table can never drift from
     the model. Submodules carry the tutorial's names: conv1, relu1, pool1, ...
 

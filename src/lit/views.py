@@ -1,258 +1,42 @@
-"""Lightning callbacks: when to draw what a run does and where to log it (hyperparameters,
-architecture, learning rate, kernels, activations, test views); how it is drawn lives in
-`src.drawing`. And the process-group clean-up that ddp_spawn needs."""
+"""What the network sees, as Lightning callbacks: when to draw kernels, activations, top patches,
+effective receptive fields, class activation maps, the test views and the shift curve, and
+where to log them; how they are drawn lives in `src.core.drawing` and `src.core.lessons`."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
-from tensorboard.plugins.hparams import summary_v2 as hp
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 
-from src.architecture import (
+from src.core.architecture import (
     LayerStats,
     analyze,
-    markdown_table,
     receptive_field_box,
-    totals,
     unit_windows,
 )
-from src.console import COMPACT_COLUMNS, console, print_architecture
-from src.data import denormalize, shift
-from src.drawing import (
-    READING_GUIDE,
-    cam_figure,
+from src.core.drawing import (
     confusion_figure,
     crop,
     digits_figure,
-    erf_figure,
     feature_map_figure,
     kernel_figure,
     kernel_norm_figure,
     mistakes_figure,
     order_mistakes,
-    receptive_field_figure,
-    shift_figure,
     top_patches_figure,
     top_units,
 )
-from src.errors import ConfigError
-from src.model import Net, mass_side
-from src.module import logs_step_values, tally
+from src.core.errors import ConfigError
+from src.core.lessons import cam_figure, erf_figure, shift_figure
+from src.core.model import Net, mass_side
+from src.data.datamodule import denormalize, shift
+from src.lit.callbacks import TensorBoardCallback, check_positive_int
+from src.lit.module import tally
 
-log = logging.getLogger(__name__)
-
-
-def check_positive_int(key: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}={value!r}: must be a positive integer")
-
-
-def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
-    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-
-class TensorBoardCallback(L.Callback):
-    """A callback that draws into the run's TensorBoard. Without a TensorBoard logger it does
-    nothing (`warn_unlogged_views` says so); with several processes only rank 0 draws (hooks
-    are rank_zero_only)."""
-
-    def writer(self, trainer: L.Trainer) -> SummaryWriter | None:
-        logger = tensorboard_logger(trainer)
-        return logger.experiment if logger is not None else None
-
-
-def warn_unlogged_views(trainer: L.Trainer) -> None:
-    """One line naming the TensorBoard views that have nowhere to draw (logger=none, or
-    debug=fdr: fast_dev_run swaps the loggers for a dummy), where each warned in two lines."""
-    views = [type(cb).__name__ for cb in trainer.callbacks if isinstance(cb, TensorBoardCallback)]
-    if views and tensorboard_logger(trainer) is None and trainer.is_global_zero:
-        log.warning("no TensorBoard logger, so these draw nothing: %s", ", ".join(views))
-
-
-def run_hparams(
-    data: Mapping[str, Any], model: Mapping[str, Any], seed: int, net: torch.nn.Module
-) -> dict[str, bool | int | float | str]:
-    """The hyperparameters a reader compares runs by, most telling first: the net's shape and
-    the recipe, then its size and receptive field, then the layout's details. Booleans stay
-    booleans; unset values, paths and worker counts are left out."""
-    size = totals(analyze(net.specs, net.input_size))
-    optimizer, scheduler = model["optimizer"], model["scheduler"]
-    chosen = {
-        "channels": str(list(model["channels"])),
-        "lr": optimizer.get("lr"),
-        "batch_size": data.get("batch_size"),
-        "seed": seed,
-        "rotation": data.get("rotation"),
-        "translate": data.get("translate"),
-        "augment_epochs": data.get("augment_epochs"),
-        "label_smoothing": model.get("label_smoothing"),
-        "params": size["params"],
-        "receptive_field": size["receptive_field"],
-        "optimizer": optimizer.get("name"),
-        "weight_decay": optimizer.get("weight_decay"),
-        "scheduler": scheduler.get("name"),
-        "batch_norm": model.get("batch_norm"),
-        "dropout": model.get("dropout"),
-        "head": model.get("head"),
-        "pool_every": model.get("pool_every"),
-        "valid_tail": model.get("valid_tail"),
-        "kernels": str(list(model["kernels"])) if model.get("kernels") else None,
-        "final_relu": model.get("final_relu"),
-        "val_size": data.get("val_size"),
-        "loader": data.get("loader"),
-    }
-    return {key: value for key, value in chosen.items() if value is not None}
-
-
-class HParamsSummary(TensorBoardCallback):
-    """Registers the run in TensorBoard's HParams tab: the hyperparameters of `run_hparams`, in
-    that order, and the metrics to compare runs by. TensorBoard sorts hyperparameters by name
-    and ticks the first five, so each name carries its rank ("01 channels") and shows its plain
-    display name ("channels"). The metrics' values come from the scalars the run logs."""
-
-    def __init__(self, metrics: Sequence[str]) -> None:
-        self.metrics = list(metrics)
-
-    @rank_zero_only
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        writer = self.writer(trainer)
-        if writer is None:
-            return
-        datamodule = trainer.datamodule
-        data = dict(datamodule.hparams) if datamodule is not None else {}
-        seed = torch.initial_seed()  # what seed_everything set
-        values = run_hparams(data, dict(pl_module.hparams), seed, pl_module.net)
-        names = {key: f"{rank:02d} {key}" for rank, key in enumerate(values, start=1)}
-        experiment = hp.hparams_config_pb(
-            [hp.HParam(names[key], display_name=key) for key in values],
-            [hp.Metric(metric) for metric in self.metrics],
-        )
-        session = hp.hparams_pb({names[key]: value for key, value in values.items()})
-        for summary in (experiment, session):
-            writer._get_file_writer().add_summary(summary)
-
-
-class ArchitectureReport(TensorBoardCallback):
-    """At fit start: the Net's architecture arithmetic (sizes, receptive field, params, MACs)
-    printed as a compact table with its warnings, written in full to `path` and to
-    TensorBoard's Text tab, beside a guide to the images the other callbacks draw; and, with
-    `receptive_field_figure`, the receptive field of each layer's centre and corner units drawn
-    on a probe digit (`architecture/receptive_field`; a matplotlib figure)."""
-
-    def __init__(self, path: str, receptive_field_figure: bool = True) -> None:
-        self.path = Path(path)
-        self.receptive_field_figure = receptive_field_figure
-
-    @rank_zero_only
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        net = pl_module.net
-        stats = analyze(net.specs, net.input_size)
-        title = f"architecture: model.channels={list(pl_module.hparams['channels'])}"
-        print_architecture(stats, title, console(), COMPACT_COLUMNS)
-        table = markdown_table(stats)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(table)
-        writer = self.writer(trainer)
-        if writer is not None:
-            writer.add_text("architecture", table, global_step=trainer.global_step)
-            writer.add_text("how_to_read_the_images", READING_GUIDE, global_step=0)
-            if self.receptive_field_figure and trainer.datamodule is not None:
-                images, _ = trainer.datamodule.probe_batch()
-                digit = denormalize(images[-1])[0]  # the probe's last digit (a 9)
-                figure = receptive_field_figure(digit, unit_windows(stats))
-                writer.add_figure("architecture/receptive_field", figure, trainer.global_step)
-
-
-class LearningRateCurve(L.Callback):
-    """The learning rate at every training step (`train/lr`), so a schedule's shape shows:
-    Lightning's LearningRateMonitor writes only every `log_every_n_steps` steps. The values are
-    kept, and written together on those steps and at each epoch's end (or stop): a write every
-    step would be costly, because each one wakes the event writer's thread, which then waits
-    for the training loop's GIL."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, float]] = []
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        step = trainer.global_step  # a chain of calls: read once
-        self.pending.append((step, trainer.optimizers[0].param_groups[0]["lr"]))
-        if logs_step_values(trainer, step + 1):
-            self.write(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.write(trainer)
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
-    ) -> None:
-        self.write(trainer)  # a stopped run's curve goes up to its last step
-
-    def write(self, trainer: L.Trainer) -> None:
-        for step, lr in self.pending:
-            for logger in trainer.loggers:
-                logger.log_metrics({"train/lr": lr}, step=step)
-        self.pending.clear()
-
-
-class ProgressBar(RichProgressBar):
-    """Lightning's RichProgressBar, without reading values from the device after every batch
-    (on a GPU, a host-device sync a step): the shown metrics are gathered again only on the
-    steps that log (every `trainer.log_every_n_steps`), at an epoch's start and end and outside
-    training. It also shows `step_metrics`, values logged per step without prog_bar=True
-    (Lightning would read those from the device after every batch), read when they are logged.
-    """
-
-    def __init__(
-        self,
-        refresh_rate: int = 1,
-        leave: bool = False,
-        step_metrics: Sequence[str] = ("train/loss",),
-    ) -> None:
-        super().__init__(refresh_rate=refresh_rate, leave=leave)
-        self.step_metrics = tuple(step_metrics)
-        self.step_values: dict[str, float] = {}  # as last logged
-        self.shown: dict[str, Any] = {}
-        self.shown_in_training = False  # gathered on a training step: still true until it logs
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_start(trainer, pl_module)
-        # the last epoch's train/acc is logged after this bar's epoch-end refresh
-        self.shown_in_training = False
-
-    def _stop_progress(self) -> None:
-        # Lightning's redraw thread sleeps 1/refresh_rate seconds between redraws, and stopping
-        # the bar waited for it to wake: up to a second at the end of every stage (fit, test).
-        # Told to stop, it ends on its own at its next wake, drawing nothing more.
-        live = self.progress.live if self.progress is not None else None
-        thread = getattr(live, "_refresh_thread", None)
-        if thread is not None:
-            thread.stop()
-            live._refresh_thread = None
-        super()._stop_progress()
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        training = trainer.training  # read once: each read is a chain of calls
-        if training and logs_step_values(trainer, trainer.global_step):
-            logged = trainer.logged_metrics
-            self.step_values = {n: float(logged[n]) for n in self.step_metrics if n in logged}
-        elif training and self.shown_in_training:
-            return self.shown
-        # epoch values are numbers already (Lightning reads them once, at the epoch's end)
-        self.shown = self.step_values | super().get_metrics(trainer, pl_module)
-        self.shown_in_training = training
-        return self.shown
+DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # right, left, down, up
 
 
 def conv_names(net: torch.nn.Module) -> list[str]:
@@ -512,9 +296,6 @@ class TestViews(TensorBoardCallback):
             writer.add_figure("test/mistakes", figure, step)
 
 
-DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # right, left, down, up
-
-
 class ShiftInvariance(TensorBoardCallback):
     """After testing: test accuracy with every test image moved by 1 to `max_shift` pixels,
     each of the four ways (the mean of the four), logged as `shift/acc_<k>px` (so in the run's
@@ -558,14 +339,3 @@ class ShiftInvariance(TensorBoardCallback):
         writer = self.writer(trainer) if trainer.is_global_zero else None
         if writer is not None:
             writer.add_figure("shift/accuracy", shift_figure(accuracy), trainer.global_step)
-
-
-class ReleaseProcessGroup(L.Callback):
-    """Destroys the process group at the end of each stage in `ddp_spawn` workers. Those
-    processes end without running atexit hooks, so Lightning's own clean-up never runs there
-    and a worker could abort on exit ("terminate called without an active exception")."""
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
