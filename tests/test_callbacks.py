@@ -15,6 +15,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.config.build import instantiate
+from src.config.checks import LOGGED_METRICS
 from src.core.architecture import analyze, plan_layers
 from src.core.errors import ConfigError
 from src.lit.views import unit_patches
@@ -267,3 +268,13 @@ def test_top_patches_are_the_windows_the_arithmetic_gives() -> None:
     assert patches.shape == (1, 1, 10, 10)
     assert patches[0, 0, :4].abs().sum() == 0  # four rows of padding, drawn as blank paper
     assert torch.equal(patches[0, 0, 4:], digits[1, 0, 0:6, 0:10])
+
+
+def test_the_metrics_a_callback_may_monitor_are_the_ones_a_run_logs(run) -> None:
+    # callbacks.<name>.monitor is checked against LOGGED_METRICS before any work
+    _, events, _ = run
+    scalars = events.Tags()["scalars"]
+    logged = {tag for tag in scalars if tag.split("/")[0] in ("train", "val", "test")}
+    assert logged - {"train/lr"} <= set(LOGGED_METRICS)
+    # train/loss goes out every trainer.log_every_n_steps (50) steps, more than this run has
+    assert set(LOGGED_METRICS) - logged == {"train/loss"}

@@ -175,6 +175,9 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
         ("data.val_size=60000", "data.val_size=60000"),
         ("callbacks.activations.layers=[nope]", "callbacks.activations.layers"),
         ("paths.log_dir=/proc/x", "/proc/x"),
+        # the machine run out of memory, or a whole epoch trained, before
+        ("trainer.accelerator=cpu trainer.devices=64", "trainer.devices=64: more CPU processes"),
+        ("callbacks.model_checkpoint.monitor=val/nope", "monitor=val/nope: not a logged metric"),
         # the output folder named apart from Hydra's run folder, never made
         (
             "callbacks.architecture.receptive_field_figure=maybe paths.output_dir=/nonexistent/run",

@@ -57,6 +57,11 @@ CALLBACK_COUNTS = {
     "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
 }
 CALLBACK_MODULES = {"src.lit.callbacks": src.lit.callbacks, "src.lit.views": src.lit.views}
+# What MNISTClassifier logs, for a callback to monitor (a test reads them back from a run).
+LOGGED_METRICS = (
+    "val/acc", "val/acc_best", "val/loss", "train/loss", "train/loss_epoch", "train/acc",
+    "test/acc", "test/loss",
+)  # fmt: skip
 # Kernel file systems: os.access says root may write there, but no folder of ours can be made.
 PSEUDO_FILE_SYSTEMS = {
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs",
@@ -187,6 +192,32 @@ def check_accelerator(trainer: Mapping[str, Any]) -> None:
             f"trainer.accelerator={accelerator!r}: torch finds no GPU on this machine; use "
             "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)"
         )
+
+
+def check_devices(trainer: Mapping[str, Any]) -> None:
+    """On the CPU each device is a process: Lightning starts as many as asked, however many cores
+    there are (64 on 2 cores run the machine out of memory). GPUs beyond those torch finds
+    Lightning refuses itself, as the trainer is built (a one-line error there)."""
+    accelerator = trainer.get("accelerator", "auto")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    devices, cores = plain(trainer.get("devices", 1)), os.cpu_count() or 1
+    if on_cpu and is_int(devices) and devices > cores:
+        raise ConfigError(
+            f"trainer.devices={devices}: more CPU processes than this machine's {cores} cores; "
+            f"at most {cores}"
+        )
+
+
+def check_monitors(callbacks: Mapping[str, Any] | None) -> None:
+    """A callback's `monitor` (model_checkpoint's, an early stop's) names a metric the module
+    logs: Lightning finds out only at the first validation's end, a whole epoch later."""
+    for name, node in (callbacks or {}).items():
+        monitor = node.get("monitor") if isinstance(node, Mapping) else None
+        if monitor is not None and monitor not in LOGGED_METRICS:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor}: not a logged metric (one of "
+                f"{', '.join(LOGGED_METRICS)}, or null)"
+            )
 
 
 def check_no_relaunch(trainer: L.Trainer) -> None:
@@ -647,11 +678,13 @@ def check_config(cfg: DictConfig) -> None:
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
     check_accelerator(cfg.trainer)
+    check_devices(cfg.trainer)
     check_trainer_batches(cfg.trainer, loader, test=cfg.test)
     check_graphs(model, cfg.trainer)
     for group in ("callbacks", "logger"):
         check_entries(group, cfg.get(group))
     check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])
+    check_monitors(plain(cfg.get("callbacks")))
     folders = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
     if data.get("data_dir") != cfg.paths.data_dir:
         folders.append(("data.data_dir", data.get("data_dir")))
