@@ -1,5 +1,5 @@
 """Evaluate a finished run again, as it was trained: `python -m src.eval run=<run dir>
-[ckpt=best|last|<path>] [split=test|val]`.
+[ckpt=best|last|<path>] [split=test|val]` (conf/eval.yaml; `--help` explains the arguments).
 
 Rebuilds the data and the net from the run's own `.hydra/config.yaml`, loads the checkpoint's
 weights only, and prints accuracy, per-digit accuracy and the confusion matrix. Writes
@@ -10,43 +10,43 @@ weights only, and prints accuracy, per-digit accuracy and the confusion matrix. 
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 from rich.table import Table
 
-from src.config.build import instantiate
+from src.config.build import hydra_command, instantiate, run_command
 from src.core.drawing import confusion_figure, mistakes_figure, order_mistakes
 from src.core.errors import ConfigError
 from src.data.datamodule import denormalize
-from src.lit.console import console, quiet_framework
+from src.lit.console import console
 from src.lit.module import tally
-from src.lit.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
+from src.lit.runs import check_output, load_run
 from src.speed.startup import freeze_imported
 
-ARGUMENTS = {
-    "run": RUN,
-    "ckpt": CKPT,
-    "split": Argument("test", "test (the 10,000 test images) or val (the run's validation split)"),
-}
 SPLITS = ("test", "val")
-SUMMARY = (
-    "Evaluates a finished run's checkpoint as the run's own test did: accuracy, per-digit\n"
-    "accuracy and the confusion matrix; writes eval/metrics.json, eval/confusion.png and\n"
-    "eval/mistakes.png into the run directory (eval_val/ for split=val)."
-)
 MAX_MISTAKES = 18
 
 
 @torch.no_grad()
 def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str, Any]:
     """Accuracy, per-digit accuracy, confusion matrix and the surest mistakes of a run's
-    checkpoint on a split, computed batch by batch as the run's own test was."""
+    checkpoint on a split, computed batch by batch as the run's own test was. The folder the
+    results go to (output_folder) is checked first: a refusal is a ConfigError."""
     if split not in SPLITS:
         raise ConfigError(f"split={split}: must be one of {', '.join(SPLITS)}")
     model, cfg = load_run(run_dir, ckpt)
+    out = output_folder(run_dir, split)
+    check_output(
+        "run",
+        str(run_dir),
+        out,
+        folder=True,
+        allowed=f"eval writes {out.name}/ into the run folder: copy the run where you can write",
+    )
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
@@ -71,6 +71,11 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
         "mistakes": total - right,
         "_mistakes": mistakes,
     }
+
+
+def output_folder(run_dir: str | Path, split: str) -> Path:
+    """Where the results of a split go: <run>/eval/ (test) or <run>/eval_val/."""
+    return Path(run_dir) / ("eval" if split == "test" else "eval_val")
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
@@ -113,19 +118,20 @@ def print_report(result: dict[str, Any]) -> None:
     out.print(confusion)
 
 
-def main(argv: list[str]) -> None:
-    quiet_framework()
-    try:
-        args = parse_args(argv, ARGUMENTS, "src.eval", SUMMARY)
-        result = evaluate(args["run"], args["ckpt"], args["split"])
-    except ConfigError as err:
-        exit_on_config_error(err)
-    out = Path(args["run"]) / ("eval" if args["split"] == "test" else "eval_val")
-    written = write_outputs(result, out)
+@hydra_command("src.eval")
+def app(cfg: DictConfig) -> None:
+    run, split = str(cfg.run), str(cfg.split)
+    result = evaluate(run, str(cfg.ckpt), split)
+    written = write_outputs(result, output_folder(run, split))
     print_report(result)
     print(f"wrote {', '.join(str(path) for path in written)}")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m src.eval <argv>` (default: the command line's)."""
+    run_command(app, argv)
+
+
 if __name__ == "__main__":
     freeze_imported()
-    main(sys.argv[1:])
+    main()

@@ -1,5 +1,5 @@
 """Take a finished run's net elsewhere: `python -m src.export run=<run dir> [format=onnx]
-[ckpt=best|last|<path>] [out=<file>]`.
+[ckpt=best|last|<path>] [out=<file>]` (conf/export.yaml; `--help` explains the arguments).
 
 Writes `model.onnx` (default: into the run directory) with a dynamic batch size: input
 `images` (N, 1, 28, 28), normalized as in training (mean 0.1307, std 0.3081), output
@@ -13,26 +13,17 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
-from src.config.build import instantiate
+from src.config.build import hydra_command, instantiate, run_command
 from src.core.errors import ConfigError
-from src.lit.console import quiet_framework
-from src.lit.runs import CKPT, RUN, Argument, exit_on_config_error, load_run, parse_args
+from src.lit.runs import check_output, load_run
 from src.speed.startup import freeze_imported
 
-ARGUMENTS = {
-    "run": RUN,
-    "format": Argument("onnx", "onnx (the only format)"),
-    "ckpt": CKPT,
-    "out": Argument("", "the file to write; default <run>/model.onnx"),
-}
-SUMMARY = (
-    "Exports a finished run's net as ONNX (input images (N, 1, 28, 28), normalized; output\n"
-    "log_probs (N, 10)) and checks it with onnxruntime against torch on 100 test images."
-)
 FORMATS = ("onnx",)
 TOLERANCE = 1e-4
 CHECK_IMAGES = 100
@@ -64,35 +55,53 @@ def check_onnx(model: torch.nn.Module, path: Path, images: torch.Tensor) -> floa
     return float((torch.from_numpy(onnx_out) - torch_out).abs().max())
 
 
-def main(argv: list[str]) -> None:
-    quiet_framework()
+def output_file(run: str, out: str) -> Path:
+    """`out`, checked; by default <run>/model.onnx."""
+    if out:
+        check_output(
+            "out",
+            out,
+            Path(out),
+            folder=False,
+            allowed="out= names the file to write, e.g. out=<folder>/model.onnx",
+        )
+        return Path(out)
+    check_output(
+        "run",
+        run,
+        Path(run) / "model.onnx",
+        folder=False,
+        allowed="the model goes into the run folder: give out=<file> elsewhere",
+    )
+    return Path(run) / "model.onnx"
+
+
+@hydra_command("src.export")
+def app(cfg: DictConfig) -> None:
+    run, out_arg, form = str(cfg.run), str(cfg.out or ""), str(cfg.format)
+    if form not in FORMATS:
+        raise ConfigError(f"format={form}: must be one of {', '.join(FORMATS)}")
     try:
-        args = parse_args(argv, ARGUMENTS, "src.export", SUMMARY)
-        if args["format"] not in FORMATS:
-            raise ConfigError(f"format={args['format']}: must be one of {', '.join(FORMATS)}")
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-            import onnxscript  # noqa: F401
-        except ImportError as err:
-            raise ConfigError(
-                f"format=onnx needs the export extra ({err.name} is missing): "
-                'pip install -e ".[export]"'
-            ) from None
-        model, cfg = load_run(args["run"], args["ckpt"])
-        datamodule = instantiate(cfg.data)
-        datamodule.prepare_data()
-        datamodule.setup("test")
-        batches, count = [], 0
-        for images, _ in datamodule.test_dataloader():
-            batches.append(images)
-            count += len(images)
-            if count >= CHECK_IMAGES:
-                break
-        images = torch.cat(batches)[:CHECK_IMAGES]
-    except ConfigError as err:
-        exit_on_config_error(err)
-    out = Path(args["out"] or Path(args["run"]) / "model.onnx")
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"format=onnx needs the export extra ({err.name} is missing): "
+            'pip install -e ".[export]"'
+        ) from None
+    model, cfg_run = load_run(run, str(cfg.ckpt))
+    out = output_file(run, out_arg)
+    datamodule = instantiate(cfg_run.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    batches, count = [], 0
+    for images, _ in datamodule.test_dataloader():
+        batches.append(images)
+        count += len(images)
+        if count >= CHECK_IMAGES:
+            break
+    images = torch.cat(batches)[:CHECK_IMAGES]
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model, out)
     difference = check_onnx(model, out, images)
@@ -106,6 +115,11 @@ def main(argv: list[str]) -> None:
         sys.exit(1)
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m src.export <argv>` (default: the command line's)."""
+    run_command(app, argv)
+
+
 if __name__ == "__main__":
     freeze_imported()
-    main(sys.argv[1:])
+    main()

@@ -1,5 +1,6 @@
 """Predict your own digit images with a finished run: `python -m src.predict run=<run dir>
-images=<file, folder or glob> [out=<folder>] [ckpt=best|last|<path>]`.
+images=<file, folder or glob> [out=<folder>] [ckpt=best|last|<path>]` (conf/predict.yaml;
+`--help` explains the arguments).
 
 Each image (PNG, JPEG, BMP, ...; any size; grey or colour; dark ink on light paper or light on
 dark) is made MNIST-like (`src.core.digits`), then the net predicts it. Prints a table, and writes
@@ -14,39 +15,22 @@ from __future__ import annotations
 import csv
 import glob
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig
 from rich.table import Table
 
+from src.config.build import hydra_command, run_command
 from src.core.digits import NotADigit, mnist_like, read_image
 from src.core.drawing import prediction_figure
 from src.core.errors import ConfigError
-from src.lit.console import console, quiet_framework
-from src.lit.runs import (
-    CKPT,
-    RUN,
-    Argument,
-    exit_on_config_error,
-    load_run,
-    normalize_unit,
-    parse_args,
-)
+from src.lit.console import console
+from src.lit.runs import check_output, load_run, normalize_unit
 from src.speed.startup import freeze_imported
 
-ARGUMENTS = {
-    "run": RUN,
-    "images": Argument(None, "an image file, a folder of images, or a glob ('digits/*.png')"),
-    "out": Argument(
-        "", "the folder to write into; default <run>/predictions/<date>_<time>_<microseconds>"
-    ),
-    "ckpt": CKPT,
-}
-SUMMARY = (
-    "Predicts your own digit images (any size, grey or colour, dark on light or light on dark)\n"
-    "with a finished run: prints a table and writes predictions.csv and a figure per image."
-)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
 
@@ -64,16 +48,34 @@ def find_images(pattern: str) -> list[Path]:
     return sorted(found)
 
 
-def main(argv: list[str]) -> None:
-    quiet_framework()
-    try:
-        args = parse_args(argv, ARGUMENTS, "src.predict", SUMMARY)
-        model, _ = load_run(args["run"], args["ckpt"])
-        paths = find_images(args["images"])
-    except ConfigError as err:
-        exit_on_config_error(err)
+def output_folder(run: str, out: str) -> Path:
+    """`out`, checked; by default a new <run>/predictions/<date>_<time>_<microseconds>/."""
+    if out:
+        check_output(
+            "out",
+            out,
+            Path(out),
+            folder=True,
+            allowed="out= names a folder to write into (made if missing)",
+        )
+        return Path(out)
+    predictions = Path(run) / "predictions"
+    check_output(
+        "run",
+        run,
+        predictions,
+        folder=True,
+        allowed="predictions go into the run folder's predictions/: give out=<folder> elsewhere",
+    )
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")  # as run folders: never shared
-    out = Path(args["out"] or Path(args["run"]) / "predictions" / stamp)
+    return predictions / stamp
+
+
+@hydra_command("src.predict")
+def app(cfg: DictConfig) -> None:
+    model, _ = load_run(str(cfg.run), str(cfg.ckpt))
+    paths = find_images(str(cfg.images))
+    out = output_folder(str(cfg.run), str(cfg.out or ""))
     out.mkdir(parents=True, exist_ok=True)
     net = model.net
     layers = net.spatial_layers()
@@ -141,6 +143,11 @@ def print_table(rows: list[dict]) -> None:
     console().print(table)
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m src.predict <argv>` (default: the command line's)."""
+    run_command(app, argv)
+
+
 if __name__ == "__main__":
     freeze_imported()
-    main(sys.argv[1:])
+    main()

@@ -161,7 +161,8 @@ def test_warnings() -> None:
 @pytest.fixture
 def run_inspect(tiny_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
     """Runs `python -m src.inspect <overrides>` on small data, its pictures under tmp_path: its
-    main, in this process (which saves the interpreter's start-up, 6 s a call here)."""
+    main (the Hydra app on these overrides in place of the command line), in this process (which
+    saves the interpreter's start-up, 6 s a call here)."""
 
     def run(*overrides: str) -> SimpleNamespace:
         local = [f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", "data.val_size=100",

@@ -15,7 +15,7 @@ prefixes kept as the command's environment, and the arguments split as the shell
   `hydra.sweeper.params`, then the command line) and every job is composed and checked.
 - `src.inspect`: composed and checked as `src.inspect.main` does.
 - `src.eval`, `src.predict`, `src.export`: each `key=value` must be an argument the command
-  accepts (the keys of its `ARGUMENTS`); `--help` is accepted.
+  accepts (the keys of its config file, conf/<command>.yaml); `--help` is accepted.
 - A command the docs show refused (`$ python -m src.train seed=-1` followed by an `error: ...`
   output line) must be refused with that line (machine-dependent figures aside).
 
@@ -36,7 +36,6 @@ What is left out, and why:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import itertools
 import re
@@ -77,7 +76,7 @@ PLACEHOLDER_VALUES = {"<preset>": "tiny"}  # where any word would not compose
 PLACEHOLDER_WORD = "placeholder"
 PLACEHOLDER_PATH = "/path/to/"
 SHELL_OPERATORS = {"&", "&&", "|", "||", ";"}
-RUN_COMMANDS = ("src.eval", "src.predict", "src.export")  # they take key=value of ARGUMENTS
+RUN_COMMANDS = ("src.eval", "src.predict", "src.export")  # key=value of conf/<command>.yaml
 # Hydra's command-line flags (src.train): those that take a value, and the others.
 HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp"}
 HYDRA_FLAGS_WITH_VALUE |= {"--config-name", "-cn", "--config-dir", "-cd"}
@@ -534,10 +533,16 @@ def test_inspect_command(command: DocCommand, tmp_path: Path, default_checkpoint
     expect_outcome(command, check_inspect, tmp_path, default_checkpoint)
 
 
+def arguments(module: str) -> list[str]:
+    """The arguments of `python -m src.eval|predict|export`: the keys of its config file."""
+    config = OmegaConf.load(CONF_DIR / f"{module.rpartition('.')[2]}.yaml")
+    return [key for key in config if key not in ("defaults", "hydra")]
+
+
 def argument_problems(command: DocCommand) -> list[str]:
     """What `python -m src.eval|predict|export` would refuse among the arguments: each must be
-    key=value with a key of the module's ARGUMENTS (its values may change shape: keys only)."""
-    accepted = set(importlib.import_module(command.module).ARGUMENTS)
+    key=value with a key of the command's config file (its values may change shape: keys only)."""
+    accepted = set(arguments(command.module))
     problems = []
     for arg in command.args:
         key, sep, _ = arg.partition("=")
@@ -552,7 +557,7 @@ def argument_problems(command: DocCommand) -> list[str]:
 
 @pytest.mark.parametrize("command", USED_RUN, ids=ids(USED_RUN))
 def test_used_run_command_arguments(command: DocCommand) -> None:
-    accepted = ", ".join(importlib.import_module(command.module).ARGUMENTS)
+    accepted = ", ".join(arguments(command.module))
     assert not argument_problems(command), (
         f"{command.source}: `{command.text}`: {'; '.join(argument_problems(command))} "
         f"(arguments: {accepted})"

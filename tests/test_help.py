@@ -1,21 +1,27 @@
-"""`python -m src.<command> --help` prints the command's usage with every argument, exit 0."""
+"""`python -m src.<command> --help` prints the command's usage with every argument, exit 0: for
+src.train Hydra's own help, for src.eval, src.predict, src.export and src.inspect Hydra's app help
+with the usage text of their config (hydra.help.template in conf/<command>.yaml)."""
 
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 import src.speed.startup
 
+from .conftest import CONF_DIR
+
 # each command's arguments (or, for inspect, the config groups it takes), all in its usage
 EXPECTED = {
-    "src.eval": ["run=", "ckpt=", "split="],
-    "src.predict": ["run=", "images=", "out=", "ckpt="],
-    "src.export": ["run=", "format=", "ckpt=", "out="],
-    "src.inspect": ["model:", "model/optimizer:", "experiment:", "trainer:", "data:"],
+    "src.eval": ["run=", "ckpt=", "split=", "(required)", "(default: best)", "(default: test)"],
+    "src.predict": ["run=", "images=", "out=", "ckpt=", "(required)", "<run>/predictions/"],
+    "src.export": ["run=", "format=", "ckpt=", "out=", "(required)", "<run>/model.onnx"],
+    "src.inspect": ["model:", "model/optimizer:", "experiment:", "trainer:", "data:", "[32,64]"],
     "src.sweep": ["<sweep dir>"],
     "src.train": ["Configuration groups", "model:", "experiment:"],
 }
@@ -28,6 +34,7 @@ def test_help_prints_every_argument_and_exits_0(
 ) -> None:
     monkeypatch.setattr(src.speed.startup, "freeze_imported", lambda: None)
     monkeypatch.setattr(sys, "argv", [command, flag])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # run_hydra_main sets it: put back
     monkeypatch.delitem(sys.modules, command, raising=False)  # afresh, as python -m
     GlobalHydra.instance().clear()
     try:
@@ -39,10 +46,14 @@ def test_help_prints_every_argument_and_exits_0(
         GlobalHydra.instance().clear()
     out, err = capsys.readouterr()
     assert code == 0, err
-    if command != "src.train":
+    if command != "src.train":  # the usage line first, not Hydra's header
         assert out.startswith(f"usage: python -m {command}"), out
     for expected in EXPECTED[command]:
         assert expected in out, (expected, out)
+    if command in ("src.eval", "src.predict", "src.export"):  # every argument, with its meaning
+        arguments = OmegaConf.load(CONF_DIR / f"{command.removeprefix('src.')}.yaml")
+        for key in set(arguments) - {"defaults", "hydra"}:
+            assert re.search(rf"^  {key}=\s+\S", out, re.MULTILINE), (key, out)
 
 
 def test_sweep_refuses_a_missing_folder_in_one_line(

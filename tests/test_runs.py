@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -13,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
 import src.eval
 import src.export
 import src.predict
+import src.speed.startup
+from src.config.build import instantiate
 from src.core.digits import NotADigit, mnist_like
 from src.data.datamodule import MNISTDataModule, denormalize
 from src.lit.module import MNISTClassifier
@@ -137,10 +141,160 @@ def test_bad_runs_and_checkpoints_stop_with_one_line(
     args = [f"run={trained}", f"images={tmp_path}/*.png"]
     refused(capsys, predict_main, args, f"images={tmp_path}/*.png: no image matched")
     refused(capsys, evaluate, [f"run={trained}", "split=train"], "split=train: must be one of")
-    refused(capsys, evaluate, ["run"], "run: not an argument of src.eval")
-    refused(capsys, predict_main, [f"run={trained}"], "src.predict: images=... is required")
+    refused(capsys, evaluate, ["run"], "an override does not parse: Error parsing override 'run'")
+    refused(capsys, evaluate, ["splt=val", f"run={trained}"], "splt: no such key")
+    refused(capsys, predict_main, [f"run={trained}"], "images= is required")
     # nothing was written for any of these
     assert sorted(trained.rglob("*")) == before and not (no_ckpt / "eval").exists()
+
+
+def command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, module: str, *args: str
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `python -m <module> <args>`, run in this process as the
+    shell runs it: its `__main__` block on sys.argv (which saves the interpreter's start-up)."""
+    monkeypatch.setattr(src.speed.startup, "freeze_imported", lambda: None)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # run_hydra_main sets it: put back
+    monkeypatch.delitem(sys.modules, module, raising=False)  # afresh, as python -m
+    capsys.readouterr()
+    GlobalHydra.instance().clear()
+    try:
+        runpy.run_module(module, run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def small_run(tmp_path: Path, tiny_data_dir: Path) -> Path:
+    """A run folder as training leaves one, without training: the config of a small net on the
+    tiny data, and a checkpoint of its untrained weights."""
+    run = tmp_path / "run"
+    cfg = compose_train([f"data.data_dir={tiny_data_dir}", *TINY, "model.channels=[4,8]"], run)
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    (run / "checkpoints").mkdir()
+    model = instantiate(cfg.model, _convert_="all", compile=False)
+    torch.save({"state_dict": model.state_dict()}, run / "checkpoints" / "last.ckpt")
+    return run
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder, the current one: where Hydra would write outputs/, .hydra/ or logs."""
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_eval_and_predict_write_only_their_results(
+    small_run: Path, here: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    code, out, err = command(monkeypatch, capsys, "src.eval", f"run={small_run}")
+    assert code == 0, err
+    assert "test accuracy of" in out and (small_run / "eval" / "metrics.json").is_file()
+    image = as_png(a_seven(1.0, 0.0), tmp_path / "seven.png")
+    code, out, err = command(
+        monkeypatch, capsys, "src.predict", f"run={small_run}", f"images={image}", "out=predicted"
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in (here / "predicted").iterdir()) == [
+        "predictions.csv", "seven.png.png"
+    ]  # fmt: skip
+    assert [p.name for p in here.iterdir()] == ["predicted"]  # no outputs/, .hydra/, logs
+    assert sorted(p.name for p in small_run.iterdir()) == [".hydra", "checkpoints", "eval"]
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "line"),
+    [
+        ("src.predict", ["out={file}"],
+         "out={file}: {file} is a file, not a folder; out= names a folder to write into"),
+        ("src.predict", ["out=/proc/x"],
+         "out=/proc/x: cannot be written (/proc is on the kernel's proc file system); out= names"),
+        ("src.predict", ["out={file}/sub"],
+         "out={file}/sub: cannot be written ({file} is a file, not a folder); out= names"),
+        ("src.export", ["out={folder}"],
+         "out={folder}: {folder} is a folder, not a file; out= names the file to write"),
+        ("src.export", ["out=/proc/x/model.onnx"],
+         "out=/proc/x/model.onnx: cannot be written (/proc is on the kernel's proc file system)"),
+        ("src.export", ["out={file}/model.onnx"],
+         "out={file}/model.onnx: cannot be written ({file} is a file, not a folder)"),
+    ],
+)  # fmt: skip
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    small_run: Path, here: Path, tmp_path: Path, monkeypatch, capsys, module: str,
+    args: list[str], line: str,
+) -> None:  # fmt: skip
+    places = {"file": tmp_path / "notes.txt", "folder": tmp_path / "a_folder"}
+    places["file"].write_text("not a folder")
+    places["folder"].mkdir()
+    image = as_png(a_seven(1.0, 0.0), tmp_path / "seven.png")
+    before = sorted(tmp_path.rglob("*"))
+    extra = [f"images={image}"] if module == "src.predict" else []
+    args = [arg.format(**places) for arg in args]
+    code, _, err = command(monkeypatch, capsys, module, f"run={small_run}", *extra, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: {line.format(**places)}"), lines[0]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, here/ included
+
+
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        ("src.eval", "eval writes eval/ into the run folder"),
+        ("src.predict", "predictions go into the run folder's predictions/: give out=<folder>"),
+        ("src.export", "the model goes into the run folder: give out=<file>"),
+    ],
+)
+def test_a_read_only_run_folder_is_refused_where_the_command_writes_into_it(
+    small_run: Path, here: Path, tmp_path: Path, monkeypatch, capsys, module: str, line: str
+) -> None:
+    image = as_png(a_seven(1.0, 0.0), tmp_path / "seven.png")
+    small_run.chmod(0o555)
+    if os.access(small_run, os.W_OK):  # root writes anyway: see the folder as a user does
+        access = os.access
+        monkeypatch.setattr(
+            os, "access", lambda path, mode: access(path, mode) and Path(path) != small_run
+        )
+    before = sorted(tmp_path.rglob("*"))
+    extra = [f"images={image}"] if module == "src.predict" else []
+    try:
+        code, _, err = command(monkeypatch, capsys, module, f"run={small_run}", *extra)
+    finally:
+        small_run.chmod(0o755)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    expected = f"error: run={small_run}: cannot be written ({small_run} is not writable); {line}"
+    assert lines[0].startswith(expected), lines[0]
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "line"),
+    [
+        ("src.predict", [], "run= and images= are required (python -m src.predict --help"),
+        ("src.predict", ["run=x"], "images= is required (python -m src.predict --help explains"),
+        ("src.eval", ["run=x", "nope=1"], "nope: no such key"),
+        ("src.export", ["run=x", "+nope=1"], "nope=1: not an argument of src.export (arguments: "
+                                             "run=, format=, ckpt=, out=; --help explains them)"),
+        ("src.eval", ["-m", "run=x,y"], "-m: not an option of python -m src.eval"),
+    ],
+)  # fmt: skip
+def test_missing_and_unknown_arguments_are_named_in_one_line(
+    here: Path, monkeypatch, capsys, module: str, args: list[str], line: str
+) -> None:
+    code, _, err = command(monkeypatch, capsys, module, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {line}"), err
+    assert not list(here.iterdir())
 
 
 def as_png(levels: np.ndarray, path: Path) -> Path:

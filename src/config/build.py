@@ -4,30 +4,35 @@ not parse, a run folder that cannot be made) become one line and exit code 2 too
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import (
     HydraException,
     InstantiationException,
     MissingConfigException,
     OverrideParseException,
 )
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.core.errors import ConfigError
+from src.lit.console import quiet_framework
 
 SRC_DIR = Path(__file__).resolve().parent
+CONF_DIR = SRC_DIR.parents[1] / "conf"
 log = logging.getLogger(__name__)
 
 
@@ -142,3 +147,79 @@ def raised_in_job(err: BaseException) -> bool:
     """Whether the error came through this project's code (the job), not Hydra's alone."""
     frames = traceback.extract_tb(err.__traceback__)[1:]  # the first is the catching frame
     return any(Path(frame.filename).resolve().parent == SRC_DIR for frame in frames)
+
+
+def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictConfig], Any]], Any]:
+    """@hydra.main for the commands beside src.train (`src.eval`, `src.predict`, `src.export`,
+    `src.inspect`), with the start-up they share. `name` is the command (`src.eval`); its config
+    is conf/<eval>.yaml, whose keys are its `key=value` arguments and whose hydra part writes
+    nothing (no run folder, no .hydra/, no log file) and holds the `--help` text. The job then
+    starts with a quiet console (quiet_framework); a required argument (`???`) left out, or
+    (`own_keys`) a key added with `+key=value` that is not one of the config file's, is
+    refused, and so is any value the job refuses (a ConfigError, OmegaConf's errors): one line,
+    exit code 2. Start it with run_command."""
+    config_name = name.rpartition(".")[2]
+
+    def decorate(job: Callable[[DictConfig], Any]) -> Any:
+        @functools.wraps(job)
+        def task(cfg: DictConfig) -> Any:
+            quiet_framework()
+            with one_line_errors():
+                check_arguments(name, cfg, config_name if own_keys else None)
+                return job(cfg)
+
+        app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+        app = app(task)
+        app.command = name
+        return app
+
+    return decorate
+
+
+def check_arguments(name: str, cfg: DictConfig, config_name: str | None) -> None:
+    """Every required argument of the command given (OmegaConf's missing values, `???`), all
+    those left out named in one ConfigError; with `config_name`, no key but its file's."""
+    missing = [key for key in cfg if OmegaConf.is_missing(cfg, key)]
+    if missing:
+        keys = " and ".join(f"{key}=" for key in missing)
+        verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
+        raise ConfigError(f"{keys} {verb} required (python -m {name} --help explains {them})")
+    if config_name is None:
+        return
+    file = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    own = [key for key in file if key not in ("defaults", "hydra")]
+    for key in cfg:
+        if key not in own:
+            raise ConfigError(
+                f"{key}={cfg[key]}: not an argument of {name} (arguments: "
+                f"{', '.join(f'{k}=' for k in own)}; --help explains them)"
+            )
+
+
+def run_command(app: Callable[[], Any], argv: Sequence[str] | None = None) -> None:
+    """Runs a hydra_command app as run_hydra_main does, on `argv` in place of sys.argv[1:] when
+    given (a program or a test calling the command's main): sys.argv, HYDRA_FULL_ERROR and
+    Hydra's global state are put back after. Hydra's multirun (`-m`) is refused before Hydra
+    makes its sweep folder: these commands do one thing a call."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "-m" in args or "--multirun" in args:
+        fail(f"-m: not an option of python -m {app.command} (Hydra's multirun is src.train's: "
+             "call this command once for each value)")  # fmt: skip
+    if argv is None:
+        run_hydra_main(app)
+        return
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    saved_hydra = get_gh_backup()
+    sys.argv = [saved_argv[0] if saved_argv else "", *argv]
+    try:
+        run_hydra_main(app)
+    finally:
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
+        if saved_hydra is None:
+            GlobalHydra.instance().clear()
+        else:
+            restore_gh_from_backup(saved_hydra)

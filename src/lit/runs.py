@@ -10,15 +10,13 @@ pickled is executed), and the net's predictions. Shared by `src.eval`, `src.pred
 from __future__ import annotations
 
 import json
+import os
 import pickle
-import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.config.build import instantiate
@@ -29,40 +27,35 @@ from src.lit.module import MNISTClassifier
 CHECKPOINT_CHOICES = ("best", "last")
 # What a run's config may build: a run copied from elsewhere must not run other code.
 TARGETS = {"model": "src.lit.module.MNISTClassifier", "data": "src.data.datamodule.MNISTDataModule"}
-# A run made before src/ was grouped by layer names its classes by their old paths.
-MOVED_MODULES = {
-    "src.module.": "src.lit.module.",
-    "src.data.MNISTDataModule": "src.data.datamodule.MNISTDataModule",
-    "src.overhead.": "src.speed.overhead.",
-    "src.callbacks.": "src.lit.callbacks.",
-}
+# A run made before src/ was grouped by layer names its classes by their old paths; the one
+# callback since dropped (ddp_spawn's clean-up) is left out of it.
+CALLBACKS = ("LearningRateCurve", "HParamsSummary", "ArchitectureReport")
 VIEWS = ("KernelImages", "ActivationImages", "TopPatches", "EffectiveReceptiveField",
          "ClassActivationMaps", "TestViews", "ShiftInvariance")  # fmt: skip
+MOVED_TARGETS: dict[str, str | None] = {
+    "src.module.MNISTClassifier": TARGETS["model"],
+    "src.data.MNISTDataModule": TARGETS["data"],
+    "src.overhead.NoProfiler": "src.speed.overhead.NoProfiler",
+    "src.callbacks.ProgressBar": "src.speed.progress.ProgressBar",
+    "src.callbacks.ReleaseProcessGroup": None,
+    **{f"src.callbacks.{name}": f"src.lit.callbacks.{name}" for name in CALLBACKS},
+    **{f"src.callbacks.{name}": f"src.lit.views.{name}" for name in VIEWS},
+}
 
 
-def moved(target: str) -> str:
-    """A `_target_` of a run made before src/ was grouped by layer, by its path today."""
-    name = target.rpartition(".")[2]
-    if target.startswith("src.callbacks.") and name in VIEWS:
-        return f"src.lit.views.{name}"
-    for old, new in MOVED_MODULES.items():
-        if target.startswith(old):
-            return new + target[len(old) :]
-    return target
-
-
-def rename_moved_targets(node: Any) -> None:
-    """Every `_target_` under `node` (a run's saved config) by its path today, in place."""
-    if isinstance(node, DictConfig):
-        for key in node:
-            value = node._get_node(key)
-            if key == "_target_" and isinstance(node[key], str):
-                node[key] = moved(node[key])
-            elif isinstance(value, DictConfig | ListConfig):
-                rename_moved_targets(value)
-    elif isinstance(node, ListConfig):
-        for item in node:
-            rename_moved_targets(item)
+def rename_moved_targets(node: DictConfig) -> None:
+    """Every `_target_` under `node` (a run's saved config) by its path today, in place; an
+    entry whose class is gone is set to null (left out, as `callbacks.<name>=null` is)."""
+    for key, value in node.items_ex(resolve=False):
+        if not isinstance(value, DictConfig):
+            continue
+        target = value.get("_target_")
+        if isinstance(target, str) and target in MOVED_TARGETS:
+            if MOVED_TARGETS[target] is None:
+                node[key] = None
+                continue
+            value._target_ = MOVED_TARGETS[target]
+        rename_moved_targets(value)
 
 
 def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
@@ -210,58 +203,22 @@ def predict(model: MNISTClassifier, images: Tensor, batch_size: int = 1000) -> T
     return torch.cat(parts)
 
 
-@dataclass(frozen=True)
-class Argument:
-    """A `key=value` argument of a command: its default (None: required) and what it means."""
+def check_output(key: str, value: str, target: Path, *, folder: bool, allowed: str) -> None:
+    """Before any work: that the command can write `target`, the folder (`folder`) or the file
+    that `key=value` has it write (out=, or the run folder's own eval/, predictions/,
+    model.onnx); else a ConfigError `key=value: what is wrong; <allowed>`."""
+    # here: src.config.checks imports all the callbacks, which the Python API does not need
+    from src.config.checks import PSEUDO_FILE_SYSTEMS, check_writable, file_system
 
-    default: str | None
-    help: str
-
-
-RUN = Argument(None, "a training run's directory: logs/train/runs/<run>, or a sweep job's")
-CKPT = Argument("best", "best (the epoch checkpoint the run kept), last, or a checkpoint file")
-
-
-def usage(command: str, summary: str, allowed: dict[str, Argument]) -> str:
-    """The text of `python -m <command> --help`: its call, what it does, every argument."""
-    call = " ".join(
-        f"{key}=<{key}>" if arg.default is None else f"[{key}={arg.default or '...'}]"
-        for key, arg in allowed.items()
-    )
-    width = max(len(key) for key in allowed) + 1
-    lines = [f"usage: python -m {command} {call}", "", summary, "", "arguments:"]
-    for key, arg in allowed.items():
-        # an empty default is one the help text describes (out=: a folder made per call)
-        default = {None: " (required)", "": ""}.get(arg.default, f" (default: {arg.default})")
-        lines.append(f"  {key + '=':<{width}}  {arg.help}{default}")
-    return "\n".join(lines)
-
-
-def parse_args(
-    argv: list[str], allowed: dict[str, Argument], command: str, summary: str
-) -> dict[str, str]:
-    """key=value arguments of a command, with defaults; a wrong one is a ConfigError naming the
-    allowed keys. `--help` (or `-h`) prints the usage and exits 0."""
-    if "--help" in argv or "-h" in argv:
-        print(usage(command, summary, allowed))
-        sys.exit(0)
-    args: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in allowed:
-            names = " ".join(f"{k}=..." for k in allowed)
-            raise ConfigError(
-                f"{arg}: not an argument of {command} (arguments: {names}; --help explains them)"
-            )
-        args[key] = value
-    for key, arg in allowed.items():
-        if key not in args:
-            if arg.default is None:
-                raise ConfigError(f"{command}: {key}=... is required (--help explains it)")
-            args[key] = arg.default
-    return args
-
-
-def exit_on_config_error(error: ConfigError) -> None:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+    if target.exists() and target.is_dir() != folder:
+        kind = "a file, not a folder" if folder else "a folder, not a file"
+        raise ConfigError(f"{key}={value}: {target} is {kind}; {allowed}")
+    try:
+        if folder or not target.exists():  # the folder named, or the file's nearest existing one
+            check_writable(key, value)
+        if target.exists() and (not folder or target != Path(value)):  # inside it, written over
+            mode = os.W_OK | (os.X_OK if folder else 0)
+            if not os.access(target, mode) or file_system(target) in PSEUDO_FILE_SYSTEMS:
+                raise ConfigError(f"{key}={value}: cannot be written ({target} is not writable)")
+    except ConfigError as err:
+        raise ConfigError(f"{err}; {allowed}") from None
