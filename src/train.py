@@ -29,14 +29,15 @@ from src.config.build import (
     instantiate_entries,
     run_hydra_main,
 )
-from src.config.checks import check_config, check_no_relaunch
+from src.config.checks import check_config
 from src.core.architecture import analyze, totals
 from src.core.errors import ConfigError, Interrupted, RunStopped
 from src.lit.callbacks import warn_unlogged_views
 from src.lit.console import quiet_framework
 from src.lit.guards import AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.lit.runs import resume_config
-from src.speed.overhead import skip_unused_step_hooks
+from src.speed.overhead import lean_steps
+from src.speed.relaunch import check_no_relaunch
 from src.speed.startup import freeze_imported
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def train(
     )
     if in_sweep:
         check_no_relaunch(trainer)
-    skip_unused_step_hooks(trainer, model)  # with Lightning's own callbacks too
+    lean_steps(trainer, model)  # with Lightning's own callbacks too
     warn_unlogged_views(trainer)
 
     with stop_on_signal:
@@ -74,8 +75,7 @@ def train(
             fit_started = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             fit_time = time.perf_counter() - fit_started
-            # a signal no batch saw: after the last one, or in ddp_spawn's parent process
-            stop_on_signal.check(trainer)
+            stop_on_signal.check(trainer)  # a signal no batch saw: after the last one
             metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
             best = float(model.val_acc_best.max_value)  # restored, when resuming a finished fit
             if "val/acc_best" not in metrics and math.isfinite(best):
@@ -87,13 +87,10 @@ def train(
                 stop_on_signal.check(trainer, testing=True)
                 metrics.update((k, float(value)) for k, value in trainer.callback_metrics.items())
         except BaseException as err:
-            # ours, or a ddp_spawn rank's (as text, in its parent process); Lightning's own
-            # SIGTERM check, or its exit on a second Ctrl+C, may come first
-            stopped = Interrupted.raised_in(err)
-            lightning_stopped = isinstance(err, SIGTERMException)
-            if stopped is None and stop_on_signal.received is None and not lightning_stopped:
+            # ours; Lightning's own SIGTERM check, or its exit on a second Ctrl+C, may come first
+            if stop_on_signal.received is None and not isinstance(err, SIGTERMException):
                 raise
-            raise stopped or stop_on_signal.interrupted(trainer, bool(trainer.testing)) from None
+            raise stop_on_signal.interrupted(trainer, bool(trainer.testing)) from None
 
     if trainer.is_global_zero:
         log.info("metrics: %s", {name: round(value, 4) for name, value in sorted(metrics.items())})

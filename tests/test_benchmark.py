@@ -18,8 +18,14 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 
 from scripts.benchmark import SYNC_WARNING, HostReads, PythonCalls, alternately, how_the_step_ran
 from src.config.build import instantiate
-from src.lit.callbacks import ProgressBar
-from src.speed.overhead import STEP_HOOKS, NoProfiler, saves_by_epoch_only, skip_unused_step_hooks
+from src.speed.overhead import (
+    STEP_HOOKS,
+    NoProfiler,
+    lean_steps,
+    saves_by_epoch_only,
+    skip_unused_step_hooks,
+)
+from src.speed.progress import ProgressBar
 from src.train import train
 
 from .conftest import CONF_DIR, ROOT
@@ -267,6 +273,7 @@ def test_the_progress_bar_stops_without_waiting_for_its_redraw_thread(
 
 def test_the_module_records_its_current_hook_in_one_call(tmp_path: Path) -> None:
     module = instantiate(default_cfg(tmp_path, tmp_path).model, _convert_="all")
+    lean_steps(SimpleNamespace(callbacks=[], gradient_clip_val=None), module)  # as train() does
     with PythonCalls() as counter:
         module._current_fx_name = "on_train_batch_start"  # as Lightning does around each hook
     assert counter.calls == 1  # nn.Module.__setattr__ and its 2 isinstance checks: 3
@@ -278,7 +285,7 @@ def test_the_module_records_its_current_hook_in_one_call(tmp_path: Path) -> None
     plain = L.LightningModule()
     with PythonCalls() as counter:
         plain._current_fx_name = "on_train_batch_start"
-    assert counter.calls == 3  # what the mixin saves, lest this test outlive its reason
+    assert counter.calls == 3  # what lean_steps saves, lest this test outlive its reason
 
 
 def test_lightning_reads_the_training_steps_signature_without_building_it(tmp_path: Path) -> None:
@@ -293,6 +300,7 @@ def test_lightning_reads_the_training_steps_signature_without_building_it(tmp_pa
             pass
 
     module = instantiate(default_cfg(tmp_path, tmp_path).model, _convert_="all")
+    lean_steps(SimpleNamespace(callbacks=[], gradient_clip_val=None), module)  # as train() does
     (answer, calls), (plain_answer, plain_calls) = takes_batch_idx(module), takes_batch_idx(Plain())
     assert answer is plain_answer is True
     assert calls < plain_calls - 15, (calls, plain_calls)

@@ -11,9 +11,10 @@ import torch
 from omegaconf import OmegaConf
 
 import src.config.checks
-from src.config.checks import check_checkpoint, check_config, check_no_relaunch, net_state_shapes
+from src.config.checks import check_checkpoint, check_config, net_state_shapes
 from src.core.errors import ConfigError
 from src.lit.module import MNISTClassifier
+from src.speed.relaunch import check_no_relaunch
 from src.train import train
 
 from .conftest import compose_train
@@ -24,7 +25,8 @@ PRESETS = [
       ("best", "channels_sweep", "fast", "micro", "pooling_study", "speedrun", "tiny", "tutorial")),
     ["model=tutorial"],
     ["model=tutorial", "model.compile=true", "model.dropout=0.1"],  # the default's other options
-    ["experiment=speedrun", "trainer=ddp_sim"],  # cuda-graphs: eager on a CPU, any trainer
+    ["experiment=speedrun", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"],
+    # cuda-graphs: eager on a CPU, any trainer
     ["experiment=speedrun", "trainer=cpu", "+trainer.accumulate_grad_batches=2"],
     ["experiment=speedrun", "model.compile=false", "trainer.precision=bf16-mixed"],
     ["trainer=cpu"],
@@ -72,7 +74,8 @@ REFUSED = [
      "trainer.val_check_interval=0: must be a number of batches >= 1, or a fraction"),
     (["+trainer.val_check_interval=1000.0"],  # a whole float: batches, as Lightning takes it
      "trainer.val_check_interval=1000: more than an epoch's 430 training batches"),
-    (["trainer=ddp_sim", "+trainer.val_check_interval=300"],  # 2 processes: 215 batches each
+    (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+      "+trainer.val_check_interval=300"],  # 2 processes: 215 batches each
      "trainer.val_check_interval=300: more than an epoch's 215 training batches"),
     (["trainer.check_val_every_n_epoch=0"],
      "trainer.check_val_every_n_epoch=0: must be an integer >= 1, or null"),

@@ -79,8 +79,8 @@ def test_ddp_strategy_starts_the_other_rank_as_a_process(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     # trainer=ddp with the accelerator set to cpu: Lightning's DDP starts rank 1 by running the
-    # same command again, with Hydra's run directory added (ddp_sim's ddp_spawn starts its ranks
-    # from inside the running program instead): both ranks must get the same config and folder.
+    # same command again, with Hydra's run directory added: both ranks must get the same config
+    # and folder.
     result = run_cli(
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "debug=fdr",
         f"data.data_dir={tiny_data_dir}", *TINY, f"hydra.run.dir={tmp_path}/run",

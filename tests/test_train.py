@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -216,21 +215,6 @@ def run_cli(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "src.train", *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-
-
-def test_ddp_sim_runs_two_cpu_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        "trainer=ddp_sim", "debug=fdr", f"data.data_dir={tiny_data_dir}", *TINY,
-        f"hydra.run.dir={tmp_path}/run", "callbacks.progress_bar=null", "data.offline_dir=null",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "distributed_backend=gloo" in result.stderr + result.stdout
-    assert (
-        "All distributed processes registered. Starting with 2 processes"
-        in result.stderr + result.stdout
-    )
-    outcome = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert outcome["status"] == "ok" and 0 <= outcome["test_acc"] <= 1
 
 
 def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: Path) -> None:

@@ -18,13 +18,12 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 import src.lit.callbacks
 import src.lit.views
+import src.speed.progress
 from src.core.architecture import Layer, analyze, plan_layers, totals
 from src.core.errors import ConfigError
 from src.core.model import Net
@@ -56,7 +55,11 @@ CALLBACK_COUNTS = {
     "EffectiveReceptiveField": ("every_n_epochs",),
     "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
 }
-CALLBACK_MODULES = {"src.lit.callbacks": src.lit.callbacks, "src.lit.views": src.lit.views}
+CALLBACK_MODULES = {
+    "src.lit.callbacks": src.lit.callbacks,
+    "src.lit.views": src.lit.views,
+    "src.speed.progress": src.speed.progress,
+}
 # What MNISTClassifier logs, for a callback to monitor (a test reads them back from a run).
 LOGGED_METRICS = (
     "val/acc", "val/acc_best", "val/loss", "train/loss", "train/loss_epoch", "train/acc",
@@ -194,6 +197,17 @@ def check_accelerator(trainer: Mapping[str, Any]) -> None:
         )
 
 
+def check_strategy(trainer: Mapping[str, Any]) -> None:
+    """ddp_spawn's ranks are functions its parent process runs: a rank's stop reaches the parent
+    only as a traceback's text. trainer=ddp starts them as processes that report themselves."""
+    strategy = str(trainer.get("strategy", "auto"))
+    if strategy.startswith(("ddp_spawn", "ddp_notebook", "ddp_fork")):
+        raise ConfigError(
+            f"trainer.strategy={strategy}: not supported (its ranks cannot report a stop); use "
+            "trainer=ddp (on the CPU: trainer.accelerator=cpu trainer.devices=2)"
+        )
+
+
 def check_devices(trainer: Mapping[str, Any]) -> None:
     """On the CPU each device is a process: Lightning starts as many as asked, however many cores
     there are (64 on 2 cores run the machine out of memory). GPUs beyond those torch finds
@@ -218,21 +232,6 @@ def check_monitors(callbacks: Mapping[str, Any] | None) -> None:
                 f"callbacks.{name}.monitor={monitor}: not a logged metric (one of "
                 f"{', '.join(LOGGED_METRICS)}, or null)"
             )
-
-
-def check_no_relaunch(trainer: L.Trainer) -> None:
-    """For a job of a -m sweep: Lightning's DDP (its subprocess launcher) starts the other
-    processes by running the command again, -m included, so that each would run the whole
-    sweep, out of step with the first. Under SLURM, which starts the processes itself, there
-    is no launcher and nothing to refuse."""
-    launcher = trainer.strategy.launcher
-    if isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1:
-        raise ConfigError(
-            f"trainer: {launcher.num_processes} processes ({type(trainer.strategy).__name__}) in a "
-            "-m sweep: Lightning starts the others by running this command again, -m included, "
-            "so each would run the whole sweep; give each job one GPU (trainer=gpu), or run "
-            "trainer=ddp without -m"
-        )
 
 
 def check_trainer_batches(
@@ -678,6 +677,7 @@ def check_config(cfg: DictConfig) -> None:
     steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
     check_accelerator(cfg.trainer)
+    check_strategy(cfg.trainer)
     check_devices(cfg.trainer)
     check_trainer_batches(cfg.trainer, loader, test=cfg.test)
     check_graphs(model, cfg.trainer)

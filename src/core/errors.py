@@ -3,7 +3,6 @@ the two ways a run ends early that are not bugs (it diverged, or a signal stoppe
 
 from __future__ import annotations
 
-import re
 import signal
 
 
@@ -33,8 +32,6 @@ class Interrupted(RunStopped):
     exit code is the shell's 128 + the signal's number."""
 
     status = "interrupted"
-    # its message, as a pattern: the signal's name, where, the finished epochs
-    MESSAGE = re.compile(r"interrupted by (SIG[A-Z]+) during (.+?), after (\d+) finished epoch")
 
     def __init__(self, signal_number: int, where: str, epochs_finished: int) -> None:
         name = signal.Signals(signal_number).name
@@ -43,11 +40,3 @@ class Interrupted(RunStopped):
             epochs_finished,
         )
         self.exit_code = 128 + signal_number
-
-    @classmethod
-    def raised_in(cls, error: BaseException) -> Interrupted | None:
-        """The Interrupted a ddp_spawn rank raised, from the error its parent process gets
-        (torch passes the rank's traceback on as text): the parent's own trainer never hears
-        of the ranks' epochs."""
-        found = cls.MESSAGE.search(str(error))
-        return cls(signal.Signals[found[1]], found[2], int(found[3])) if found else None

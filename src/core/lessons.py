@@ -1,20 +1,7 @@
-"""What the network sees, drawn: pure functions from tensors to matplotlib figures.
-
-No Lightning and no TensorBoard here: the callbacks decide when to draw and where to log, and
-every other command that shows a net (export, inspect, eval, predict) draws with these same
-functions. Each figure is sized for TensorBoard's default image card (a 1600-pixel window): the
-Images tab shows an image about 290 pixels wide, Time Series about 210 pixels high. So every
-figure is 4.4 inches wide at 100 dpi, no taller than wide, with 12-14 pt text: either card
-shrinks it to about a half to two thirds, and its text stays at 9-13 pixels.
-
-Colour conventions, the same in every figure:
-- signed values (weights, conv outputs) use a blue-white-red map centred on zero, with one
-  symmetric scale for the whole figure (a layer), shown in a colour bar: white is 0, red
-  positive, blue negative, and strengths compare across kernels, channels and digits;
-- magnitudes (kernel norms) use a sequential map from 0;
-- digits are drawn as MNIST has them, white ink on black;
-- a grey grid separates tiles (it is no value of either map), and gaps are a fixed fraction of
-  a tile, so they survive any scaling.
+"""The tutorial's lessons drawn, with the sizes and colour conventions of `src.core.drawing`:
+what each layer's units see of a digit (receptive field, effective receptive field), what
+repeated max-pooling keeps, how accuracy holds under a shift, and where a class's evidence lies
+(class activation maps). Pure functions from tensors to matplotlib figures.
 """
 
 from __future__ import annotations

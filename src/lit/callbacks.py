@@ -1,6 +1,6 @@
 """Lightning callbacks of every run: hyperparameters, the architecture report and the reading
-guide, the learning-rate curve, the progress bar, and the process-group clean-up that ddp_spawn
-needs. The views of what the network sees are in `src.lit.views`."""
+guide, and the learning-rate curve. The views of what the network sees are in `src.lit.views`,
+the progress bar in `src.speed.progress`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.plugins.hparams import summary_v2 as hp
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.writer import FileWriter
 
 from src.core.architecture import (
     analyze,
@@ -162,8 +162,23 @@ class HParamsSummary(TensorBoardCallback):
             [hp.Metric(metric) for metric in self.metrics],
         )
         session = hp.hparams_pb({names[key]: value for key, value in values.items()})
-        for summary in (experiment, session):
-            writer._get_file_writer().add_summary(summary)
+        write_summaries(writer, [experiment, session])
+
+
+def write_summaries(writer: SummaryWriter, summaries: Sequence[Any]) -> None:
+    """Writes summary protos (TensorBoard's HParams plugin data) to the writer's event file, as
+    SummaryWriter.add_hparams does, through its public `file_writer`. A writer that Lightning
+    has closed (at the end of an earlier stage on the same logger) has none until its next
+    add_*: the summaries then go to an event file of their own in the same folder, where
+    TensorBoard reads them alike."""
+    file_writer = writer.file_writer
+    own = file_writer is None
+    if own:
+        file_writer = FileWriter(writer.get_logdir())
+    for summary in summaries:
+        file_writer.add_summary(summary)
+    if own:
+        file_writer.close()
 
 
 class ArchitectureReport(TensorBoardCallback):
@@ -228,63 +243,3 @@ class LearningRateCurve(L.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({"train/lr": lr}, step=step)
         self.pending.clear()
-
-
-class ProgressBar(RichProgressBar):
-    """Lightning's RichProgressBar, without reading values from the device after every batch
-    (on a GPU, a host-device sync a step): the shown metrics are gathered again only on the
-    steps that log (every `trainer.log_every_n_steps`), at an epoch's start and end and outside
-    training. It also shows `step_metrics`, values logged per step without prog_bar=True
-    (Lightning would read those from the device after every batch), read when they are logged.
-    """
-
-    def __init__(
-        self,
-        refresh_rate: int = 1,
-        leave: bool = False,
-        step_metrics: Sequence[str] = ("train/loss",),
-    ) -> None:
-        super().__init__(refresh_rate=refresh_rate, leave=leave)
-        self.step_metrics = tuple(step_metrics)
-        self.step_values: dict[str, float] = {}  # as last logged
-        self.shown: dict[str, Any] = {}
-        self.shown_in_training = False  # gathered on a training step: still true until it logs
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_start(trainer, pl_module)
-        # the last epoch's train/acc is logged after this bar's epoch-end refresh
-        self.shown_in_training = False
-
-    def _stop_progress(self) -> None:
-        # Lightning's redraw thread sleeps 1/refresh_rate seconds between redraws, and stopping
-        # the bar waited for it to wake: up to a second at the end of every stage (fit, test).
-        # Told to stop, it ends on its own at its next wake, drawing nothing more.
-        live = self.progress.live if self.progress is not None else None
-        thread = getattr(live, "_refresh_thread", None)
-        if thread is not None:
-            thread.stop()
-            live._refresh_thread = None
-        super()._stop_progress()
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        training = trainer.training  # read once: each read is a chain of calls
-        if training and logs_step_values(trainer, trainer.global_step):
-            logged = trainer.logged_metrics
-            self.step_values = {n: float(logged[n]) for n in self.step_metrics if n in logged}
-        elif training and self.shown_in_training:
-            return self.shown
-        # epoch values are numbers already (Lightning reads them once, at the epoch's end)
-        self.shown = self.step_values | super().get_metrics(trainer, pl_module)
-        self.shown_in_training = training
-        return self.shown
-
-
-class ReleaseProcessGroup(L.Callback):
-    """Destroys the process group at the end of each stage in `ddp_spawn` workers. Those
-    processes end without running atexit hooks, so Lightning's own clean-up never runs there
-    and a worker could abort on exit ("terminate called without an active exception")."""
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()

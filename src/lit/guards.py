@@ -151,9 +151,7 @@ class StopOnSignal(L.Callback):
         Lightning installs its own SIGTERM handler as fit or test begins, chaining ours, and
         with several processes it broadcasts from inside it, wherever the signal lands: a
         SIGTERM to every rank (a SLURM time limit, `kill -- -<group>`) hung a 2-process run,
-        one rank in that broadcast, the other in the next collective. And the processes that
-        ddp_spawn starts have Python's SIGINT handler, whose KeyboardInterrupt ended them
-        without a result, which their parent then waited for forever. Called at `setup`,
+        one rank in that broadcast, the other in the next collective. Called at `setup`,
         before Lightning's handler goes in (Lightning puts back what it found there when the
         stage ends), and as the stage starts, to take SIGTERM back from it. Between the two,
         Lightning's handler stands for the few calls of the stage's own setup."""

@@ -17,7 +17,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from src.core.errors import ConfigError
 from src.core.model import Net
 from src.speed.graphs import TrainingGraphs
-from src.speed.overhead import PlainHookName, StepSignatureOnce
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 SCHEDULERS = {
@@ -110,7 +109,7 @@ COMPILE_MODES = (
 )  # fmt: skip
 
 
-class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
+class MNISTClassifier(L.LightningModule):
     """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...),
     on cross-entropy with `label_smoothing` (0: the tutorial's NLL loss).
 
@@ -222,7 +221,7 @@ class MNISTClassifier(PlainHookName, StepSignatureOnce, L.LightningModule):
         # Lightning writes step values to the logger every log_every_n_steps steps only, and
         # each self.log call costs host time: log on those steps, and on an epoch's last batch
         # so that the run's final metrics hold its last loss. Not prog_bar=True: Lightning would
-        # then read the value from the device after every batch (src.lit.callbacks.ProgressBar
+        # then read the value from the device after every batch (src.speed.progress.ProgressBar
         # shows it, read once per logged value).
         logs = logs_step_values(self.trainer, self.global_step + 1)
         if logs:

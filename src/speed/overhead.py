@@ -1,6 +1,10 @@
 """What Lightning does at every training step that this project leaves out, unchanged in
 what a run computes, logs or draws: on a GPU a step of the default net is host time spent
-launching kernels, and Lightning's own Python comes on top of it (docs/performance.md)."""
+launching kernels, and Lightning's own Python comes on top of it (docs/performance.md).
+
+Lightning's private names this relies on (tests/test_speed_private.py checks each against the
+installed Lightning): the module's `_current_fx_name`, set around every hook call, and
+ModelCheckpoint's `_every_n_train_steps` and `_train_time_interval`."""
 
 from __future__ import annotations
 
@@ -73,28 +77,53 @@ class NoProfiler(PassThroughProfiler):
         return self.NULL
 
 
-class PlainHookName:
-    """A LightningModule mixin: Lightning records the hook it is in by setting the module's
-    `_current_fx_name` before and after every hook call, dozens of times a training step, and
-    nn.Module's __setattr__ checks each value against parameters, buffers and submodules. A
-    hook's name is a string, none of those, so it is set as a plain attribute.
-    """
+# The attribute Lightning sets on the module around every hook call: the name of the hook it is in
+HOOK_NAME = "_current_fx_name"
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_current_fx_name":
+
+def lean_steps(trainer: L.Trainer, module: L.LightningModule) -> None:
+    """Everything this file takes out of Lightning's training step, for this trainer and module:
+    the unused step hooks skipped, the module's current-hook name set as a plain attribute, and
+    its `training_step` signature built once."""
+    skip_unused_step_hooks(trainer, module)
+    set_hook_name_plainly(module)
+    build_step_signature_once(module)
+
+
+def set_hook_name_plainly(module: L.LightningModule) -> None:
+    """Lightning records the hook it is in by setting the module's `_current_fx_name` before and
+    after every hook call, dozens of times a training step, and nn.Module's __setattr__ checks
+    each value against parameters, buffers and submodules. A hook's name is a string, none of
+    those, so the module's class sets it as a plain attribute (one Python call where
+    nn.Module's took three); every other attribute goes through the class's __setattr__ as
+    before. Done once per class (Python looks __setattr__ up on the class, never on the
+    instance); Lightning's own LightningModule is left as it is."""
+    cls = type(module)
+    if cls is L.LightningModule or getattr(cls.__setattr__, "sets_hook_name_plainly", False):
+        return
+    setattr_before = cls.__setattr__
+
+    def __setattr__(self: L.LightningModule, name: str, value: Any) -> None:
+        if name == HOOK_NAME:
             object.__setattr__(self, name, value)
         else:
-            super().__setattr__(name, value)
+            setattr_before(self, name, value)
+
+    __setattr__.sets_hook_name_plainly = True  # type: ignore[attr-defined]
+    __setattr__.__qualname__ = f"{cls.__qualname__}.__setattr__"
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign]
 
 
-class StepSignatureOnce:
-    """A LightningModule mixin: Lightning reads `training_step`'s signature at every step
-    (`inspect.getfullargspec`, to know whether it takes `batch_idx`), and inspect builds it
-    anew each time, in many Python calls. Each subclass's signature is built once and kept on
-    the function, where inspect finds it."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        step = cls.__dict__.get("training_step")
-        if inspect.isfunction(step):
-            step.__signature__ = inspect.signature(step)
+def build_step_signature_once(module: L.LightningModule) -> None:
+    """Lightning reads `training_step`'s signature at every step (`inspect.getfullargspec`, to
+    know whether it takes `batch_idx`), and inspect builds it anew each time, in many Python
+    calls. The module's `training_step` gets its signature built once, kept on the function,
+    where inspect finds it (Lightning's own, a LightningModule's that defines none, is left as
+    it is)."""
+    step = getattr(type(module), "training_step", None)
+    if (
+        inspect.isfunction(step)
+        and step is not L.LightningModule.training_step
+        and "__signature__" not in vars(step)
+    ):
+        step.__signature__ = inspect.signature(step)
