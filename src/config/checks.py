@@ -10,7 +10,6 @@ import inspect
 import math
 import os
 import pickle
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 import src.lit.callbacks
@@ -29,14 +29,7 @@ from src.core.errors import ConfigError
 from src.core.model import Net
 from src.data.datamodule import MNISTDataModule
 from src.data.files import TEST_SIZE, TRAIN_SIZE
-from src.lit.module import (
-    COMPILE_MODES,
-    OPTIMIZERS,
-    SCHEDULERS,
-    MNISTClassifier,
-    build_optimization,
-    split_name,
-)
+from src.lit.module import COMPILE_MODES, MNISTClassifier, build_optimization
 
 # A rule: (does the value fit, what "must be" says when it does not).
 Rule = tuple[Callable[[Any], bool], str]
@@ -419,8 +412,6 @@ OPTION_RANGES: dict[str, Rule] = {
         "two numbers in [0, 1), e.g. [0.9,0.999]",
     ),
 }
-# How torch's messages name some options.
-TORCH_WORDS = {"learning rate": "lr", "beta": "betas", "epsilon": "eps"}
 
 
 def option_rule(default: Any) -> Rule | None:
@@ -444,46 +435,42 @@ def option_rule(default: Any) -> Rule | None:
 def check_optimization(
     optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
 ) -> None:
-    """Optimizer and scheduler options: name, types (from the torch class's defaults), ranges;
-    then both built on a dummy parameter so that torch's own checks apply too, the schedule
-    over `total_steps` (about the run's)."""
-    groups = (("optimizer", optimizer, OPTIMIZERS), ("scheduler", scheduler, SCHEDULERS))
-    for group, cfg, choices in groups:
-        name, options = split_name(cfg, group, choices)
-        if choices[name] is None:
+    """Optimizer and scheduler options: each one the torch class takes, of its default's type,
+    in range; then both built on a dummy parameter so that torch's own checks apply too, the
+    schedule over `total_steps` (about the run's)."""
+    groups = (("optimizer", optimizer), ("scheduler", scheduler))
+    for group, node in groups:
+        if not node:  # no schedule
             continue
-        defaults = {p.name: p.default for p in inspect.signature(choices[name]).parameters.values()}
-        for key, value in options.items():
+        try:
+            target = get_class(node.get("_target_"))
+        except (ImportError, ValueError):
+            raise ConfigError(
+                f"model.{group}._target_={node.get('_target_')}: no such class (e.g. "
+                f"torch.optim.SGD; model/{group}= picks a ready one)"
+            ) from None
+        defaults = {p.name: p.default for p in inspect.signature(target).parameters.values()}
+        for key, value in own_options(node).items():
+            if key not in defaults:
+                allowed = ", ".join(sorted(set(defaults) - {"params", "optimizer"}))
+                raise ConfigError(f"model.{group}.{key}: not an option of {target.__name__} "
+                                  f"(options: {allowed})")  # fmt: skip
             for rule in (option_rule(defaults[key]), OPTION_RANGES.get(key)):
                 if rule is not None and not rule[0](value):
                     raise ConfigError(f"model.{group}.{key}={value!r}: must be {rule[1]}")
     dummy = [torch.zeros(1, requires_grad=True)]
     # The optimizer alone first, so that torch's refusal is put on the right group.
-    for group, cfg, choices in groups:
-        schedule = scheduler if group == "scheduler" else {"name": "none"}
+    for group, node in groups:
         try:
-            build_optimization(dummy, optimizer, schedule, total_steps=total_steps)
-        except ConfigError:
-            raise
+            build_optimization(dummy, optimizer, scheduler if group == "scheduler" else {},
+                               total_steps=total_steps)  # fmt: skip
         except (ValueError, TypeError, ZeroDivisionError) as err:
-            raise torch_error(group, cfg, choices, err) from None
+            raise ConfigError(f"model.{group} ({node['_target_']}): {first_line(err)}") from None
 
 
-def torch_error(group: str, cfg: Mapping[str, Any], choices: dict, err: Exception) -> ConfigError:
-    """torch's refusal as one line, on the option it names when it names one."""
-    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    given = [key for key in cfg if key != "name"]
-    others = set(inspect.signature(choices[cfg["name"]]).parameters) - {"params", "optimizer"}
-    # the options given first, then the class's others, then torch's words for some
-    words = {key: key for key in sorted(given, key=len, reverse=True)}
-    words |= {key: key for key in sorted(others, key=len, reverse=True) if key not in words}
-    words |= TORCH_WORDS
-    for word in words:
-        if re.search(rf"\b{re.escape(word)}\b", message, re.IGNORECASE):
-            key = words[word]
-            shown = f"={cfg[key]!r}" if key in cfg else ""
-            return ConfigError(f"model.{group}.{key}{shown}: {message}")
-    return ConfigError(f"model.{group} ({cfg['name']}): {message}")
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:

@@ -27,7 +27,7 @@ from src.core.errors import ConfigError
 from src.core.lessons import receptive_field_figure
 from src.data.datamodule import denormalize
 from src.lit.console import COMPACT_COLUMNS, console, print_architecture
-from src.lit.module import logs_step_values
+from src.lit.module import class_name, logs_step_values
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ def run_hparams(
         "label_smoothing": model.get("label_smoothing"),
         "params": size["params"],
         "receptive_field": size["receptive_field"],
-        "optimizer": optimizer.get("name"),
+        "optimizer": class_name(optimizer),
         "weight_decay": optimizer.get("weight_decay"),
-        "scheduler": scheduler.get("name"),
+        "scheduler": class_name(scheduler),
         "batch_norm": model.get("batch_norm"),
         "dropout": model.get("dropout"),
         "head": model.get("head"),

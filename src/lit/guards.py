@@ -18,7 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
 from src.core.errors import Diverged, Interrupted
-from src.lit.module import logs_step_values
+from src.lit.module import class_name, logs_step_values
 
 CHANCE_LOSS = math.log(10)  # the cross-entropy of guessing uniformly among 10 digits
 # An epoch whose mean training loss is this many times worse than guessing has diverged, even
@@ -107,7 +107,7 @@ def everywhere(trainer: L.Trainer, stop: bool) -> bool:
 def cure(pl_module: L.LightningModule) -> str:
     optimizer = pl_module.hparams.get("optimizer", {})
     return (
-        f"lower model.optimizer.lr (now {optimizer.get('lr')}, {optimizer.get('name')}), or turn "
+        f"lower model.optimizer.lr (now {optimizer.get('lr')}, {class_name(optimizer)}), or turn "
         "on model.batch_norm"
     )
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -18,49 +18,39 @@ from src.core.errors import ConfigError
 from src.core.model import Net
 from src.speed.graphs import TrainingGraphs
 
-OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
-SCHEDULERS = {
-    "none": None,
-    "onecycle": torch.optim.lr_scheduler.OneCycleLR,
-    "step": torch.optim.lr_scheduler.StepLR,
-}
-# how often Lightning steps each scheduler
-SCHEDULER_INTERVAL = {"onecycle": "step", "step": "epoch"}
+# Schedules Lightning steps after every batch; any other, after every epoch.
+STEPPED_EVERY_BATCH = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
 
-def split_name(cfg: dict, group: str, choices: dict) -> tuple[str, dict]:
-    """('name', other keys) of an optimizer/scheduler config, checked against the class."""
-    options = dict(cfg)
-    name = options.pop("name", None)
-    if name not in choices:
-        raise ConfigError(f"model.{group}.name={name!r}: must be one of {', '.join(choices)}")
-    if choices[name] is not None:
-        allowed = set(inspect.signature(choices[name]).parameters) - {"params", "optimizer"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise ConfigError(
-                f"model.{group}.{unknown[0]}: not an option of {name} "
-                f"(allowed: {', '.join(sorted(allowed))})"
-            )
-    return name, options
+def class_name(node: dict[str, Any]) -> str | None:
+    """The short name of the class an optimizer or scheduler node builds (None: no schedule)."""
+    return str(node["_target_"]).rpartition(".")[2] if node else None
 
 
 def build_optimization(
     params: Iterable[Tensor], optimizer_cfg: dict, scheduler_cfg: dict, total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """The optimizer and LR scheduler (or None) that the model config names. OneCycle peaks at
-    the optimizer's lr unless max_lr is given, over `total_steps` steps."""
-    name, options = split_name(optimizer_cfg, "optimizer", OPTIMIZERS)
-    optimizer = OPTIMIZERS[name](params, **options)
-    name, options = split_name(scheduler_cfg, "scheduler", SCHEDULERS)
-    if SCHEDULERS[name] is None:
+    """The optimizer and LR scheduler (None for an empty scheduler node) of the model config's
+    `_target_` + `_partial_` nodes, given the parameters and the optimizer. OneCycle peaks at the
+    optimizer's lr unless max_lr is given, over `total_steps` steps."""
+    optimizer = hydra.utils.instantiate(optimizer_cfg)(params)
+    if not scheduler_cfg:
         return optimizer, None
-    if name == "onecycle":
-        options.setdefault("max_lr", optimizer.defaults["lr"])
-        options["total_steps"] = total_steps
-        if "pct_start" in options:  # torch's default, 0.3, never makes a one-step warm-up
-            options["pct_start"] = nonzero_warm_up(options["pct_start"], total_steps)
-    return optimizer, SCHEDULERS[name](optimizer, **options)
+    schedule = hydra.utils.instantiate(scheduler_cfg)
+    if schedule.func is not torch.optim.lr_scheduler.OneCycleLR:
+        return optimizer, schedule(optimizer)
+    options = schedule.keywords
+    # torch's default pct_start, 0.3, never makes a one-step warm-up
+    pct_start = nonzero_warm_up(options.get("pct_start", 0.3), total_steps)
+    max_lr = options.get("max_lr", optimizer.defaults["lr"])
+    return optimizer, schedule(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
+    )
+
+
+def interval(scheduler: Any) -> str:
+    """When Lightning steps `scheduler`: after every batch or every epoch."""
+    return "step" if isinstance(scheduler, STEPPED_EVERY_BATCH) else "epoch"
 
 
 def nonzero_warm_up(pct_start: float, total_steps: int) -> float:
@@ -111,7 +101,10 @@ COMPILE_MODES = (
 
 class MNISTClassifier(L.LightningModule):
     """Trains a `Net` built from `net` keyword arguments (channels, pool_every, head, ...),
-    on cross-entropy with `label_smoothing` (0: the tutorial's NLL loss).
+    on cross-entropy with `label_smoothing` (0: the tutorial's NLL loss), with the optimizer and
+    LR schedule that `optimizer` and `scheduler` name: Hydra `_target_` + `_partial_` mappings
+    (conf/model/optimizer, conf/model/scheduler), kept as mappings so that a checkpoint holds
+    plain values; an empty `scheduler` is no schedule.
 
     `compile=True` compiles the net's forward with torch.compile (`compile_mode`, e.g.
     "reduce-overhead" for CUDA graphs on a GPU) on the CPU as on a GPU; the net's parameters
@@ -147,8 +140,6 @@ class MNISTClassifier(L.LightningModule):
             raise ConfigError(
                 f"model.compile_mode={compile_mode!r}: must be one of {', '.join(COMPILE_MODES)}"
             )
-        split_name(optimizer, "optimizer", OPTIMIZERS)
-        split_name(scheduler, "scheduler", SCHEDULERS)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"model.label_smoothing={label_smoothing}: must be in [0, 1)")
         self.save_hyperparameters()
@@ -287,8 +278,7 @@ class MNISTClassifier(L.LightningModule):
         )
         if scheduler is None:
             return {"optimizer": optimizer}
-        interval = SCHEDULER_INTERVAL[self.hparams.scheduler["name"]]
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval(scheduler)},
         }

@@ -43,6 +43,27 @@ MOVED_TARGETS: dict[str, str | None] = {
 }
 
 
+# ... and its optimizer and scheduler by name, where they are `_target_` + `_partial_` nodes now.
+NAMED_OPTIMIZATION = {
+    "sgd": "torch.optim.SGD",
+    "adam": "torch.optim.Adam",
+    "onecycle": "torch.optim.lr_scheduler.OneCycleLR",
+    "step": "torch.optim.lr_scheduler.StepLR",
+    "none": None,
+}
+
+
+def target_named_optimization(model: DictConfig) -> None:
+    """A saved model node's `name: sgd`-style optimizer and scheduler as today's nodes, in
+    place, built by the module itself (`_recursive_: false`)."""
+    for group in ("optimizer", "scheduler"):
+        node = model.get(group)
+        if isinstance(node, DictConfig) and node.get("name") in NAMED_OPTIMIZATION:
+            target = NAMED_OPTIMIZATION[node.pop("name")]
+            model[group] = {"_target_": target, "_partial_": True, **node} if target else {}
+    model._recursive_ = False
+
+
 def rename_moved_targets(node: DictConfig) -> None:
     """Every `_target_` under `node` (a run's saved config) by its path today, in place; an
     entry whose class is gone is set to null (left out, as `callbacks.<name>=null` is)."""
@@ -73,6 +94,7 @@ def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
     try:
         cfg = OmegaConf.load(saved)
         rename_moved_targets(cfg)
+        target_named_optimization(cfg.model)
         for group, target in TARGETS.items():
             if cfg[group].get("_target_") != target:
                 raise ConfigError(
