@@ -21,7 +21,7 @@ install: $(STAMP)
 train: $(STAMP)  ## train the default model; extra overrides: make train ARGS="trainer.max_epochs=1"
 	$(BIN)/python -m src.train $(ARGS)
 
-test: $(STAMP)  ## the fast suite, between edits: the tests that train on real MNIST left out
+test: $(STAMP)  ## the fast suite, between edits: the slow tests (long runs, subprocesses) left out
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 test-all: $(STAMP)  ## every test, as CI runs them

@@ -1,43 +1,16 @@
-"""Shared fixtures: small IDX files written here, the real MNIST from the offline folder, and
-the Hydra config composed as `python -m src.train` would."""
+"""Shared fixtures: the tiny data set written into a test's folder, and the real MNIST from the
+offline folder. Plain helpers (paths, the tiny run settings, compose_train...) are in helpers.py."""
 
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
 
 from src.data.files import stage_offline_files
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-# The tutorial's own parameter summary of its Net, conv1 to conv7 (with biases).
-TUTORIAL_CONV_PARAMS = [320, 18_496, 73_856, 295_168, 1_180_160, 4_719_616, 92_170]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An IDX file as MNIST ships it: magic (0, 0, uint8 type 0x08, ndim), big-endian dims, data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def write_tiny_mnist(data_dir: Path, n_train: int = 300, n_test: int = 100) -> Path:
-    """Random 28x28 'digits' with labels 0-9 in turn, laid out where torchvision reads MNIST."""
-    rng = np.random.default_rng(0)
-    raw = data_dir / "MNIST" / "raw"
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-    return data_dir
+from .helpers import ROOT, write_tiny_mnist
 
 
 @pytest.fixture
@@ -61,17 +34,28 @@ def real_data_dir(tmp_path_factory: pytest.TempPathFactory, offline_dir: Path) -
     return data_dir
 
 
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The config `python -m src.train <overrides>` would run, writing into `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(
-            config_name="train.yaml",
-            overrides=[
-                f"paths.root_dir={ROOT}",
-                f"paths.output_dir={output_dir}",
-                "data.offline_dir=null",
-                "++callbacks.progress_bar=null",  # ++: also where callbacks=none has none
-                *overrides,
-            ],
-        )
+# Slow tests of the modules whose test code is kept as it is (only their imports change here),
+# marked here by name; the other modules mark theirs with @pytest.mark.slow in place. `make test`
+# leaves the slow ones out, `make test-all` (CI) runs them.
+SLOW_BY_NAME = {
+    "test_trust.py": {
+        "test_a_stopped_and_resumed_run_ends_bit_identical": "three 4-epoch runs with every view",
+        "test_a_diverged_run_says_so": "a run with every view, through the command line",
+        "test_sigterm_stops_the_command_and_resume_goes_on": "two runs, processes of their own",
+        "test_a_signal_stops_every_process_of_a_two_process_run": "a two-process DDP run",
+    },
+    "test_model.py": {
+        "test_compiled_net_trains_and_keeps_its_checkpoint_keys": "torch.compile of a whole run",
+    },
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = SLOW_BY_NAME.get(item.path.name, {})
+        unknown = [name for name in names if not hasattr(item.module, name)]
+        if unknown:  # renamed or gone: the list must follow
+            raise pytest.UsageError(f"conftest.SLOW_BY_NAME: no {unknown} in {item.path.name}")
+        if item.originalname in names:
+            item.add_marker(pytest.mark.slow)

@@ -29,7 +29,7 @@ from src.core.errors import ConfigError
 from src.core.model import Net
 from src.inspect import main as inspect_main
 
-from .conftest import ROOT, TUTORIAL_CONV_PARAMS
+from .helpers import ROOT, TUTORIAL_CONV_PARAMS
 
 
 def test_200_unpadded_3x3_convs_bring_401_to_1() -> None:
@@ -190,6 +190,7 @@ def test_inspect_prints_the_tutorial_table(run_inspect) -> None:
     assert "warning" not in result.stdout
 
 
+@pytest.mark.slow  # the command in a process of its own (in this one: the tests below)
 def test_inspect_runs_as_a_command(tiny_data_dir: Path, tmp_path: Path) -> None:
     # the other inspect tests call its main in this process; this one runs the command itself
     result = subprocess.run(

@@ -28,9 +28,7 @@ from src.speed.overhead import (
 from src.speed.progress import ProgressBar
 from src.train import train
 
-from .conftest import CONF_DIR, ROOT
-from .test_train import TINY
-from .test_trust import STEPS_PER_EPOCH
+from .helpers import CONF_DIR, NO_VIEWS, ROOT, STEPS_PER_EPOCH, TINY
 
 
 @pytest.mark.slow
@@ -106,6 +104,7 @@ def default_cfg(data_dir: Path, out: Path, *overrides: str):
         )  # fmt: skip
 
 
+@pytest.mark.slow  # two epochs with every default callback
 def test_training_steps_read_nothing_from_the_device_between_logging_steps(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -177,6 +176,7 @@ def test_on_a_gpu_the_counter_counts_each_steps_cuda_syncs(
     assert "cuda_syncs" not in HostReads().summary()  # on the CPU there are none to count
 
 
+@pytest.mark.slow  # an epoch with every default callback, profiled
 def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -217,6 +217,7 @@ def test_lightning_calls_only_the_step_hooks_that_callbacks_and_module_override(
     assert len(seen["callbacks"]) >= 15 and len(called) < 10, sorted(called)
 
 
+@pytest.mark.slow  # the script in a process of its own (in this one: test_startup.py)
 def test_the_benchmark_refuses_a_repeat_count_below_one(tmp_path: Path) -> None:
     args = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--fit-repeats", "0"]
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -257,7 +258,7 @@ def test_the_progress_bar_stops_without_waiting_for_its_redraw_thread(
     # Lightning's redraw thread sleeps 1/refresh_rate seconds between redraws (100 s here), and
     # its stop used to wait for it: the end of every stage (fit, test) waited up to that long.
     cfg = default_cfg(
-        tiny_data_dir, tmp_path, "callbacks.progress_bar=null", "trainer.max_epochs=1"
+        tiny_data_dir, tmp_path, "callbacks.progress_bar=null", "trainer.max_epochs=1", *NO_VIEWS
     )
     slow_bar, threads = ProgressBar(refresh_rate=0.01), []  # type: ignore[arg-type]
 

@@ -21,8 +21,15 @@ from src.core.errors import ConfigError
 from src.lit.views import unit_patches
 from src.train import train
 
-from .conftest import ROOT, compose_train, write_tiny_mnist
-from .test_train import TINY, read_events
+from .helpers import (
+    NO_VIEWS,
+    ROOT,
+    TINY,
+    colour_share,
+    compose_train,
+    read_events,
+    write_tiny_mnist,
+)
 
 CHANNELS = "model.channels=[4,8,8,16]"  # conv1-4 + conv5 (1x1 logits); pool1 after conv2
 HOOKED = ["conv1", "conv2", "pool1", "conv3", "conv4"]
@@ -33,19 +40,6 @@ def decoded(events: EventAccumulator, tag: str, index: int = -1) -> np.ndarray:
     """The logged image as an (H, W, 3) uint8 array, decoded from its PNG."""
     encoded = events.Images(tag)[index].encoded_image_string
     return np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
-
-
-def colour_share(pixels: np.ndarray) -> dict[str, float]:
-    """Shares of an image's pixels that are clearly red, blue, green, black and mid grey."""
-    r, g, b = (pixels[..., i].astype(int) for i in range(3))
-    grey = (abs(r - g) < 10) & (abs(g - b) < 10)
-    return {
-        "red": float(((r - b > 60) & (r > g + 30)).mean()),
-        "blue": float(((b - r > 60) & (b > g)).mean()),
-        "green": float(((g - r > 15) & (g - b > 15)).mean()),
-        "black": float((grey & (r < 40)).mean()),
-        "grey": float((grey & (r > 60) & (r < 200)).mean()),
-    }
 
 
 def heatmap_colours(pixels: np.ndarray) -> int:
@@ -242,9 +236,11 @@ def test_effective_receptive_fields_at_fit_start_and_after_every_epoch(run) -> N
 
 
 def test_a_conv_head_net_gets_no_cam_and_one_warning(tiny_data_dir: Path, tmp_path: Path):
+    # the other views off: the `run` above draws theirs
     cfg = compose_train(
         [f"data.data_dir={tiny_data_dir}", *TINY, "model.channels=[4,8,8,16,16,16]",
-         "model.head=conv", "model.valid_tail=3", "trainer.max_epochs=1", "test=false"], tmp_path,
+         "model.head=conv", "model.valid_tail=3", "trainer.max_epochs=1", "test=false",
+         *(view for view in NO_VIEWS if view != "callbacks.cam=null")], tmp_path,
     )  # fmt: skip
     with pytest.warns(UserWarning, match="head=conv net has no exact class activation map"):
         train(cfg)

@@ -17,7 +17,7 @@ from src.lit.module import MNISTClassifier
 from src.speed.relaunch import check_no_relaunch
 from src.train import train
 
-from .conftest import compose_train
+from .helpers import compose_train
 
 PRESETS = [
     [],
@@ -97,11 +97,11 @@ REFUSED = [
     (["model.optimizer.momentum=1.0"], "model.optimizer.momentum=1.0: must be a number in [0, 1)"),
     (["model.optimizer.weight_decay=-1"], "model.optimizer.weight_decay=-1: must be a number >= 0"),
     (["+model.optimizer.nesterov=yes"], "model.optimizer.nesterov='yes': must be true or false"),
-    (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of sgd"),
+    (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of SGD (options: dampening,"),
     (["model/optimizer=adam", "+model.optimizer.betas=[0.9,1.5]"],
      "model.optimizer.betas=[0.9, 1.5]: must be two numbers in [0, 1)"),
     (["model/optimizer=adam", "+model.optimizer.eps=-1"],  # torch's own range check
-     "model.optimizer.eps=-1: Invalid epsilon value: -1"),
+     "model.optimizer (torch.optim.Adam): Invalid epsilon value: -1"),
     (["model/scheduler=step", "model.scheduler.gamma=abc"],
      "model.scheduler.gamma='abc': must be a number"),
     (["model/scheduler=step", "model.scheduler.gamma=0"],
@@ -111,7 +111,7 @@ REFUSED = [
     (["model.scheduler.pct_start=1.0"],
      "model.scheduler.pct_start=1.0: must be a number in (0, 1)"),
     (["+model.scheduler.anneal_strategy=sine"],
-     "model.scheduler.anneal_strategy='sine': anneal_strategy must be one of 'cos' or 'linear'"),
+     "model.scheduler (torch.optim.lr_scheduler.OneCycleLR): anneal_strategy must be one of"),
     (["callbacks.activations.max_maps=0"],
      "callbacks.activations.max_maps=0: must be an integer >= 1"),
     (["callbacks.kernels.max_shown=0"], "callbacks.kernels.max_shown=0: must be an integer >= 1"),
@@ -238,7 +238,7 @@ def test_folders(tmp_path: Path) -> None:
 
 def small_checkpoint(path: Path, model_cfg, **lightning) -> Path:
     """A checkpoint as Lightning writes it, of the model node's MNISTClassifier."""
-    options = {k: v for k, v in OmegaConf.to_container(model_cfg).items() if k != "_target_"}
+    options = {k: v for k, v in OmegaConf.to_container(model_cfg).items() if not k.startswith("_")}
     model = MNISTClassifier(**options)
     torch.save({"state_dict": model.state_dict(), "pytorch-lightning_version": "2.6.0",
                 "epoch": 0, **lightning}, path)  # fmt: skip
@@ -248,7 +248,9 @@ def small_checkpoint(path: Path, model_cfg, **lightning) -> Path:
 def test_checkpoint_state_shapes_match_the_module(tmp_path: Path) -> None:
     for overrides in ([], ["model=tutorial", "model.channels=[4,8,8,8,8,8]"]):
         model_cfg = compose_train(["model.channels=[4,8]", *overrides], tmp_path).model
-        options = {k: v for k, v in OmegaConf.to_container(model_cfg).items() if k != "_target_"}
+        options = {
+            k: v for k, v in OmegaConf.to_container(model_cfg).items() if not k.startswith("_")
+        }
         real = MNISTClassifier(**options).state_dict()
         expected = {k: list(v.shape) for k, v in real.items() if k.startswith("net.")}
         assert net_state_shapes(options) == expected

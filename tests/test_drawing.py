@@ -21,7 +21,7 @@ from src.core.drawing import (
 )
 from src.core.lessons import shift_figure
 
-from .test_callbacks import colour_share
+from .helpers import colour_share
 
 CARD_WIDTH = 290  # pixels an image gets on a default card, Images tab, 1600-px window
 

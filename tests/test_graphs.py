@@ -13,6 +13,8 @@ from src.config.checks import check_graphs
 from src.core.errors import ConfigError
 from src.lit.module import MNISTClassifier
 
+from .helpers import SGD
+
 NET = {"channels": [4, 8], "batch_norm": True}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 
@@ -29,7 +31,11 @@ def full_fp32_convs():
 
 def twin_modules(device: str) -> tuple[MNISTClassifier, MNISTClassifier]:
     """An eager module and a cuda-graphs one with the same weights, in training mode."""
-    options = {"optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "none"}, **NET}
+    options = {
+        "optimizer": SGD,
+        "scheduler": {},
+        **NET,
+    }
     torch.manual_seed(0)
     eager = MNISTClassifier(**options).to(device).train()
     graphed = MNISTClassifier(compile=True, compile_mode="cuda-graphs", **options)
@@ -120,7 +126,7 @@ def test_moved_parameters_are_recorded_again(caplog) -> None:
                 parameter.data = parameter.data.clone()
         assert graphed.training_graphs.moved()
         reference = MNISTClassifier(
-            optimizer={"name": "sgd"}, scheduler={"name": "none"}, **NET
+            optimizer=SGD, scheduler={}, **NET
         ).cuda().train()  # fmt: skip
         reference.load_state_dict(graphed.state_dict())
         graphed_losses = sgd_steps(graphed, data[1:])
@@ -139,7 +145,7 @@ def test_a_short_first_batch_is_recorded_again_for_a_full_one() -> None:
 @cuda
 def test_recording_draws_no_random_numbers() -> None:
     graphed = MNISTClassifier(
-        optimizer={"name": "sgd"}, scheduler={"name": "none"}, compile=True,
+        optimizer=SGD, scheduler={}, compile=True,
         compile_mode="cuda-graphs", dropout=0.5, **NET,
     ).cuda().train()  # fmt: skip
     (x, _), = batches("cuda", [32])  # fmt: skip

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 import src.speed.startup
 
-from .conftest import CONF_DIR
+from .helpers import CONF_DIR
 
 # each command's arguments (or, for inspect, the config groups it takes), all in its usage
 EXPECTED = {

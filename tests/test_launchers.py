@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from .conftest import CONF_DIR, ROOT
-from .test_sweep import read_csv
-from .test_train import TINY, run_cli
+from .helpers import CONF_DIR, ROOT, TINY, read_csv, run_cli
 
 
 def compose_with_hydra(overrides: list[str]) -> DictConfig:
@@ -24,6 +23,7 @@ def compose_with_hydra(overrides: list[str]) -> DictConfig:
         return compose("train.yaml", overrides=overrides, return_hydra_config=True)
 
 
+@pytest.mark.slow  # a sweep, each job in a process of its own
 def test_sweep_through_submitit_local(tiny_data_dir: Path, tmp_path: Path) -> None:
     # The default sweep directory (logs/train/multiruns/<date>_<time>_<microseconds>/): each
     # job runs in a process of its own, and must still write into the sweep's directory.
@@ -75,6 +75,7 @@ def test_ddp_trainer_composes() -> None:
     assert trainer.max_epochs == 5 and trainer.precision == "32-true"  # the rest: default
 
 
+@pytest.mark.slow  # a two-process DDP run
 def test_ddp_strategy_starts_the_other_rank_as_a_process(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:

@@ -14,8 +14,7 @@ from src.core.model import Net, mass_side
 from src.lit.module import MNISTClassifier, build_optimization
 from src.train import train
 
-from .conftest import TUTORIAL_CONV_PARAMS, compose_train
-from .test_train import TINY
+from .helpers import SGD, TINY, TUTORIAL_CONV_PARAMS, compose_train
 
 
 def param_count(module: torch.nn.Module) -> int:
@@ -132,7 +131,9 @@ def test_bad_architectures_are_refused_with_the_value(kwargs: dict, message: str
 
 def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> None:
     module = MNISTClassifier(
-        optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": "none"}, channels=[8]
+        optimizer=SGD,
+        scheduler={},
+        channels=[8],
     )
     batch = (torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 9]))
     with torch.no_grad():
@@ -144,7 +145,11 @@ def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> Non
     assert smoothed.item() == pytest.approx(expected.item(), rel=1e-5)
     assert torch.equal(step_log_probs, log_probs)
     with pytest.raises(ConfigError, match=r"model\.label_smoothing=1\.0: must be in \[0, 1\)"):
-        MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, label_smoothing=1.0)
+        MNISTClassifier(
+            optimizer=SGD,
+            scheduler={},
+            label_smoothing=1.0,
+        )
 
 
 def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
@@ -172,7 +177,11 @@ def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
 )
 def test_compile_options_are_checked(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, **options)
+        MNISTClassifier(
+            optimizer=SGD,
+            scheduler={},
+            **options,
+        )
 
 
 @pytest.mark.parametrize("compile_eval", [True, False])
@@ -182,7 +191,7 @@ def test_compile_eval_false_runs_eval_eagerly_training_compiled(compile_eval: bo
     graphs.clear()  # the counters outlive reset()
     torch.manual_seed(0)
     module = MNISTClassifier(
-        optimizer={"name": "sgd"}, scheduler={"name": "none"}, channels=[4],
+        optimizer=SGD, scheduler={}, channels=[4],
         compile=True, compile_eval=compile_eval,
     )  # fmt: skip
     x = torch.randn(8, 1, 28, 28)
@@ -245,7 +254,14 @@ def test_one_cycle_with_a_warm_up_of_one_step_runs_its_schedule(
     # the step where it starts)
     weight = torch.zeros(1, requires_grad=True)
     optimizer, scheduler = build_optimization(
-        [weight], {"name": "sgd", "lr": 0.1}, {"name": "onecycle", "pct_start": pct_start}, steps
+        [weight],
+        SGD,
+        {
+            "_target_": "torch.optim.lr_scheduler.OneCycleLR",
+            "_partial_": True,
+            "pct_start": pct_start,
+        },
+        steps,
     )
     lrs = [optimizer.param_groups[0]["lr"]]
     for _ in range(steps - 1):

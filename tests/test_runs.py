@@ -28,8 +28,7 @@ from src.data.datamodule import MNISTDataModule, denormalize
 from src.lit.module import MNISTClassifier
 from src.lit.runs import load_run, predict, run_config
 
-from .conftest import ROOT, compose_train
-from .test_train import TINY
+from .helpers import ROOT, SGD, TINY, compose_train
 
 SHORT_RUN = [
     "model.channels=[8,8,16,16,32,32]", "trainer.max_epochs=1", "+trainer.limit_train_batches=150",
@@ -83,6 +82,7 @@ def test_eval_reproduces_the_runs_own_test_accuracy(trained: Path) -> None:
     assert val_metrics["images"] == 5_000 and val_metrics["checkpoint"].endswith("last.ckpt")
 
 
+@pytest.mark.slow  # a sweep and an eval, each in a process of its own
 def test_eval_works_on_a_sweep_jobs_directory(tiny_data_dir: Path, tmp_path: Path) -> None:
     sweep = run_module(
         "src.train", "-m", "model.channels=[4,8]", "trainer.max_epochs=1", *TINY,
@@ -125,7 +125,11 @@ def test_bad_runs_and_checkpoints_stop_with_one_line(
     shutil.copytree(trained / ".hydra", no_ckpt / ".hydra")
     refused(capsys, evaluate, [f"run={no_ckpt}"], f"run={no_ckpt}: no checkpoints")
     # a checkpoint of another net, and a truncated one
-    other = MNISTClassifier(optimizer={"name": "sgd"}, scheduler={"name": "none"}, channels=[4])
+    other = MNISTClassifier(
+        optimizer=SGD,
+        scheduler={},
+        channels=[4],
+    )
     wrong = tmp_path / "other.ckpt"
     torch.save({"state_dict": other.state_dict()}, wrong)
     line = refused(capsys, evaluate, [f"run={trained}", f"ckpt={wrong}"], f"ckpt={wrong}: ")

@@ -25,7 +25,7 @@ from rich.console import Console
 from src.speed.overhead import HOOK_NAME, saves_by_epoch_only, set_hook_name_plainly
 from src.speed.progress import ProgressBar
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 SRC = ROOT / "src"
 SPEED = SRC / "speed"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -16,8 +15,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from src.sweep import gather, read_results, summary
 
-from .conftest import CONF_DIR, ROOT
-from .test_train import TINY
+from .helpers import CONF_DIR, ROOT, TINY, read_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,11 +36,7 @@ def sweep(
     return result, sweep_root
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
+@pytest.mark.slow  # a sweep of training runs, in a process of its own
 def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path: Path) -> None:
     result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -78,6 +72,7 @@ def test_two_job_sweep_gathers_a_table_and_a_plot(tiny_data_dir: Path, tmp_path:
     assert again.returncode == 0 and read_csv(sweep_dir / "results.csv") == rows
 
 
+@pytest.mark.slow  # a sweep of training runs, in a process of its own
 def test_failed_and_diverged_jobs_are_rows_and_the_others_go_on(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -99,6 +94,7 @@ def test_failed_and_diverged_jobs_are_rows_and_the_others_go_on(
     assert "1 finished jobs" in result.stdout and "1 diverged" in result.stdout
 
 
+@pytest.mark.slow  # a sweep of training runs, in a process of its own
 def test_every_job_is_in_the_hparams_tab(tiny_data_dir: Path, tmp_path: Path) -> None:
     result, sweep_dir = sweep(tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]", fdr=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,6 +109,7 @@ def test_every_job_is_in_the_hparams_tab(tiny_data_dir: Path, tmp_path: Path) ->
     assert channels == {"[4, 8]", "[8, 16]"}
 
 
+@pytest.mark.slow  # a sweep of training runs, in a process of its own
 def test_parallel_jobs_through_the_joblib_launcher(tiny_data_dir: Path, tmp_path: Path) -> None:
     result, sweep_dir = sweep(
         tmp_path, tiny_data_dir, "model.channels=[4,8],[8,16]",
@@ -125,6 +122,7 @@ def test_parallel_jobs_through_the_joblib_launcher(tiny_data_dir: Path, tmp_path
     assert all(r["status"] == "ok" for r in rows)
 
 
+@pytest.mark.slow  # two sweeps, each in a process of its own
 def test_default_sweep_dirs_never_collide(tiny_data_dir: Path, tmp_path: Path) -> None:
     # Two sweeps started together from another folder, with the default paths: each gets its
     # own logs/train/multiruns/<date>_<time>_<microseconds>/ there.
@@ -270,6 +268,7 @@ def test_sweep_presets_compose(overrides: list[str], expected: set[str]) -> None
     assert set(cfg.hydra.sweeper.params) == expected
 
 
+@pytest.mark.slow  # a sweep of training runs, in a process of its own
 def test_a_tiny_pooling_study_runs_to_a_table_and_plots(tiny_data_dir: Path, tmp_path: Path):
     result, sweep_dir = sweep(
         tmp_path, tiny_data_dir, "experiment=pooling_study", "callbacks.kernels=null",

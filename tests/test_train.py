@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +8,6 @@ import lightning.fabric.accelerators.cuda
 import pytest
 import torch
 from lightning.fabric.accelerators.cuda import _check_cuda_matmul_precision
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 import src.lit.module
@@ -19,23 +15,7 @@ from src.lit.console import DropChatter
 from src.lit.module import MAX_UNSUMMED
 from src.train import train
 
-from .conftest import ROOT, compose_train
-
-TINY = ["data.val_size=100", "data.batch_size=32", "data.eval_batch_size=50"]
-
-
-def tiny_cfg(data_dir: Path, out: Path, *overrides: str):
-    return compose_train([f"data.data_dir={data_dir}", *TINY, *overrides], out)
-
-
-def read_events(run_dir: Path) -> EventAccumulator:
-    # fit and test each write an event file into the run's tensorboard/ folder
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    events = EventAccumulator(
-        str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0}
-    )
-    events.Reload()
-    return events
+from .helpers import NO_VIEWS, TINY, compose_train, read_events, run_cli, tiny_cfg
 
 
 def test_fast_dev_run_through_the_hydra_config(tiny_data_dir: Path, tmp_path: Path) -> None:
@@ -80,7 +60,8 @@ def test_channels_override_runs_and_reports_the_net_size(
 def test_tensorboard_event_file_holds_scalars_and_hparams(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
-    overrides = ["trainer.max_epochs=2", "trainer.log_every_n_steps=5"]
+    # the image views off (test_callbacks.py reads theirs): the rest of the default callbacks
+    overrides = ["trainer.max_epochs=2", "trainer.log_every_n_steps=5", *NO_VIEWS]
     metrics = train(tiny_cfg(tiny_data_dir, tmp_path, *overrides))["metrics"]
     events = read_events(tmp_path)
     scalars = set(events.Tags()["scalars"])
@@ -173,10 +154,11 @@ def test_resume_from_checkpoint_continues_the_run(tiny_data_dir: Path, tmp_path:
     first = tmp_path / "first"
     # OneCycle's length is fixed by max_epochs; resuming into more epochs needs another schedule
     schedule = "model/scheduler=step"
-    train(tiny_cfg(tiny_data_dir, first, schedule, "trainer.max_epochs=1", "test=false"))
+    train(tiny_cfg(tiny_data_dir, first, schedule, "trainer.max_epochs=1", "test=false",
+                   *NO_VIEWS))  # fmt: skip
     last = first / "checkpoints" / "last.ckpt"
     second = tmp_path / "second"
-    resume = [schedule, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false"]
+    resume = [schedule, "trainer.max_epochs=2", f"ckpt_path={last}", "test=false", *NO_VIEWS]
     train(tiny_cfg(tiny_data_dir, second, *resume))
     steps = [e.step for e in read_events(second).Scalars("val/acc")]
     assert steps == [13]  # only epoch 2 ran, on from the checkpoint (7 batches an epoch)
@@ -187,7 +169,8 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(
 ) -> None:
     # lr 1e-12 and no batch norm: the net hardly changes, val/acc never improves after epoch 0
     frozen = ["model.optimizer.lr=1e-12", "model/scheduler=none", "model.batch_norm=false"]
-    train(tiny_cfg(tiny_data_dir, tmp_path, *frozen, "trainer.max_epochs=2", "test=false"))
+    train(tiny_cfg(tiny_data_dir, tmp_path, *frozen, "trainer.max_epochs=2", "test=false",
+                   *NO_VIEWS))  # fmt: skip
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
     last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
@@ -209,14 +192,7 @@ def test_short_real_mnist_run_reaches_95_percent(real_data_dir: Path, tmp_path: 
     assert metrics["test/acc"] >= 0.95, metrics
 
 
-def run_cli(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", "src.train", *overrides],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
+@pytest.mark.slow  # a training run in a process of its own
 def test_console_tells_the_run_not_the_framework(tiny_data_dir: Path, tmp_path: Path) -> None:
     result = run_cli(
         "model.channels=[32,64]", "trainer.max_epochs=1", f"data.data_dir={tiny_data_dir}", *TINY,

@@ -26,8 +26,7 @@ from src.lit.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, S
 from src.lit.runs import resume_config
 from src.train import train
 
-from .conftest import ROOT, compose_train
-from .test_train import TINY, read_events, tiny_cfg
+from .helpers import ROOT, TINY, compose_train, read_events, tiny_cfg
 
 # cli() runs the entry module again in this process, as `python -m` would
 pytestmark = pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
@@ -156,7 +155,7 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
         ("trainer.accelerator=mps", "trainer: `MPSAccelerator` can not run on your system"),
         ("trainer.accelerator=quantum", "trainer: You selected an invalid accelerator name"),
         ("+trainer.epochs=3", "trainer: Trainer.__init__() got an unexpected keyword"),
-        ("+model.optimizer.betas=1", "model.optimizer.betas: not an option of sgd"),
+        ("+model.optimizer.betas=1", "model.optimizer.betas: not an option of SGD"),
         # values silently taken before
         ("model.batch_norm=no", "model.batch_norm='no': must be true or false"),
         ("model.final_relu=off", "model.final_relu='off': must be true or false"),
@@ -405,7 +404,7 @@ def test_a_checkpoint_cut_short_while_saving_leaves_the_last_one_whole(tmp_path:
 def guard_steps(guard: StopOnDivergence, trainer: SimpleNamespace, losses: list[float]) -> None:
     """Feeds `losses` to the guard as training steps, counting trainer.global_step as Lightning
     does (it already counts a step when its on_train_batch_end runs)."""
-    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    module = SimpleNamespace(hparams={"optimizer": {"_target_": "torch.optim.SGD", "lr": 100.0}})
     for loss in losses:
         trainer.global_step += 1
         guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, 0)
@@ -416,7 +415,7 @@ def test_an_epoch_far_worse_than_guessing_has_diverged() -> None:
     trainer = SimpleNamespace(
         global_step=0, current_epoch=3, world_size=1, log_every_n_steps=2, is_last_batch=False
     )
-    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    module = SimpleNamespace(hparams={"optimizer": {"_target_": "torch.optim.SGD", "lr": 100.0}})
     guard.on_train_epoch_start(trainer, module)
     guard_steps(guard, trainer, [2.0, 40.0, 30.0])  # finite, but a mean of 24 > 10 x ln(10)
     with pytest.raises(Diverged, match=r"epoch 3's mean training loss is 24, more than 10x"):
@@ -446,7 +445,7 @@ def test_the_guard_names_the_step_under_gradient_accumulation_and_reads_once_a_s
     trainer = SimpleNamespace(
         global_step=0, current_epoch=0, world_size=1, log_every_n_steps=2, is_last_batch=False
     )
-    module = SimpleNamespace(hparams={"optimizer": {"name": "sgd", "lr": 100.0}})
+    module = SimpleNamespace(hparams={"optimizer": {"_target_": "torch.optim.SGD", "lr": 100.0}})
     reads = []
     guard.read = lambda t, m: reads.append(t.global_step) or StopOnDivergence.read(guard, t, m)
     for batch, loss in enumerate([2.3, 2.2, 2.1, 2.0, 1.9, float("nan"), 5.0, 4.0]):
