@@ -45,10 +45,8 @@ LIBRARIES = ("lightning", "pytorch_lightning", "lightning_fabric", "torch", "ric
              "torchmetrics")  # fmt: skip
 # Private names outside src/speed/ that this rule leaves, each with why.
 ELSEWHERE = {
-    # OmegaConf's, not a library this rule is about (a node's full key, for an error line; a
-    # node read without resolving its interpolation)
+    # OmegaConf's, not a library this rule is about (a node's full key, for an error line)
     ("src/config/build.py", "_get_full_key"),
-    ("src/lit/runs.py", "_get_node"),
 }
 
 

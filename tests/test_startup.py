@@ -1,5 +1,5 @@
 """Every command takes the objects of its imported modules out of the garbage collector's full
-collections before it starts its work (src/startup.py)."""
+collections before it starts its work (src/speed/startup.py)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,9 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
+from src.config.build import raised_in_job
 from src.core.errors import Diverged, Interrupted
+from src.data.files import file_md5
 from src.inspect import main as inspect_main
 from src.lit.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, StopOnSignal
 from src.lit.runs import resume_config
@@ -178,6 +180,8 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
         ("trainer.accelerator=cpu trainer.devices=64", "trainer.devices=64: more CPU processes"),
         ("callbacks.model_checkpoint.monitor=val/nope", "monitor=val/nope: not a logged metric"),
         ("+trainer.strategy=ddp_spawn", "trainer.strategy=ddp_spawn: not supported"),
+        ("model.optimizer._partial_=false", "model.optimizer._partial_=False: must be true"),
+        ("model.optimizer._target_=torch.optim.Nope", "_target_=torch.optim.Nope: no such class"),
         # the output folder named apart from Hydra's run folder, never made
         (
             "callbacks.architecture.receptive_field_figure=maybe paths.output_dir=/nonexistent/run",
@@ -470,3 +474,11 @@ def test_with_no_step_logging_the_guard_reads_at_the_epochs_last_batch_only() ->
     trainer.is_last_batch = True
     with pytest.raises(Diverged, match=r"became inf at step 2 \(epoch 1\)"):
         guard_steps(guard, trainer, [1.0])
+
+
+def test_an_os_error_raised_in_any_layer_of_src_keeps_its_traceback() -> None:
+    # run_hydra_main turns Hydra's own OSError (a run folder it cannot make) into one line;
+    # one raised by the project's code, in any of its packages, is a failed run, not a refusal
+    with pytest.raises(OSError) as raised:
+        file_md5(Path("/nonexistent/train-images-idx3-ubyte"))
+    assert raised_in_job(raised.value)

@@ -31,8 +31,8 @@ from omegaconf.errors import OmegaConfBaseException
 from src.core.errors import ConfigError
 from src.lit.console import quiet_framework
 
-SRC_DIR = Path(__file__).resolve().parent
-CONF_DIR = SRC_DIR.parents[1] / "conf"
+SRC_DIR = Path(__file__).resolve().parents[1]  # the package src/, all of its layers
+CONF_DIR = SRC_DIR.parent / "conf"
 log = logging.getLogger(__name__)
 
 
@@ -146,7 +146,7 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
 def raised_in_job(err: BaseException) -> bool:
     """Whether the error came through this project's code (the job), not Hydra's alone."""
     frames = traceback.extract_tb(err.__traceback__)[1:]  # the first is the catching frame
-    return any(Path(frame.filename).resolve().parent == SRC_DIR for frame in frames)
+    return any(Path(frame.filename).resolve().is_relative_to(SRC_DIR) for frame in frames)
 
 
 def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictConfig], Any]], Any]:

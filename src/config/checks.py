@@ -6,6 +6,7 @@ false`. `check_checkpoint` is public on its own too: resuming a run calls it."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import os
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 import src.lit.callbacks
@@ -207,7 +207,9 @@ def check_devices(trainer: Mapping[str, Any]) -> None:
     Lightning refuses itself, as the trainer is built (a one-line error there)."""
     accelerator = trainer.get("accelerator", "auto")
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    devices, cores = plain(trainer.get("devices", 1)), os.cpu_count() or 1
+    # the cores this process may use (a container's or a CPU set's), not the host's
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    devices, cores = plain(trainer.get("devices", 1)), cores or 1
     if on_cpu and is_int(devices) and devices > cores:
         raise ConfigError(
             f"trainer.devices={devices}: more CPU processes than this machine's {cores} cores; "
@@ -442,13 +444,12 @@ def check_optimization(
     for group, node in groups:
         if not node:  # no schedule
             continue
-        try:
-            target = get_class(node.get("_target_"))
-        except (ImportError, ValueError):
+        target = named_class(f"model.{group}", node.get("_target_"))
+        if node.get("_partial_") is not True:
             raise ConfigError(
-                f"model.{group}._target_={node.get('_target_')}: no such class (e.g. "
-                f"torch.optim.SGD; model/{group}= picks a ready one)"
-            ) from None
+                f"model.{group}._partial_={node.get('_partial_')!r}: must be true (the module "
+                "hands the class its parameters or optimizer)"
+            )
         defaults = {p.name: p.default for p in inspect.signature(target).parameters.values()}
         for key, value in own_options(node).items():
             if key not in defaults:
@@ -466,6 +467,22 @@ def check_optimization(
                                total_steps=total_steps)  # fmt: skip
         except (ValueError, TypeError, ZeroDivisionError) as err:
             raise ConfigError(f"model.{group} ({node['_target_']}): {first_line(err)}") from None
+
+
+def named_class(key: str, target: Any) -> type:
+    """The class a `_target_` names; a ConfigError if it names none."""
+    module, _, name = str(target).rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name) if module else None
+        inspect.signature(found)  # its options: none to read for a built-in like dict
+    except (ImportError, AttributeError, ValueError, TypeError):
+        found = None
+    if not isinstance(found, type):
+        raise ConfigError(
+            f"{key}._target_={target}: no such class (e.g. torch.optim.SGD; "
+            f"{key.replace('.', '/')}= picks a ready one)"
+        )
+    return found
 
 
 def first_line(err: BaseException) -> str:

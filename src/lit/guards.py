@@ -1,7 +1,7 @@
 """What ends a run early and says so: a loss that diverged, or a signal (SIGTERM from a scheduler,
 SIGINT from Ctrl+C). Both callbacks are always on (src/train.py adds them), and both stop between
 batches, never in the middle of writing a checkpoint, by raising `Diverged` or `Interrupted`
-(src/errors.py), which the entry point turns into result.json's status and the exit code."""
+(src/core/errors.py), which the entry point turns into result.json's status and the exit code."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from src.speed.graphs import TrainingGraphs
 STEPPED_EVERY_BATCH = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 
 
-def class_name(node: dict[str, Any]) -> str | None:
-    """The short name of the class an optimizer or scheduler node builds (None: no schedule)."""
-    return str(node["_target_"]).rpartition(".")[2] if node else None
+def class_name(node: dict[str, Any]) -> str:
+    """The short name of the class an optimizer or scheduler node builds ("none": no schedule)."""
+    return str(node["_target_"]).rpartition(".")[2] if node else "none"
 
 
 def build_optimization(
