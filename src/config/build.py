@@ -28,7 +28,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.core.errors import ConfigError
+from src.core.errors import ConfigError, first_line
 from src.lit.console import quiet_framework
 
 SRC_DIR = Path(__file__).resolve().parents[1]  # the package src/, all of its layers
@@ -79,8 +79,7 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError):
             raise cause from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
-            first_line = str(cause).strip().splitlines()[0]
-            raise ConfigError(f"{cfg._get_full_key(None)}: {first_line}") from None
+            raise ConfigError(f"{cfg._get_full_key(None)}: {first_line(cause)}") from None
         raise
 
 

@@ -25,7 +25,7 @@ import src.lit.callbacks
 import src.lit.views
 import src.speed.progress
 from src.core.architecture import Layer, analyze, plan_layers, totals
-from src.core.errors import ConfigError
+from src.core.errors import ConfigError, first_line
 from src.core.model import Net
 from src.data.datamodule import MNISTDataModule
 from src.data.files import TEST_SIZE, TRAIN_SIZE
@@ -483,11 +483,6 @@ def named_class(key: str, target: Any) -> type:
             f"{key.replace('.', '/')}= picks a ready one)"
         )
     return found
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:

@@ -6,6 +6,12 @@ from __future__ import annotations
 import signal
 
 
+def first_line(err: BaseException) -> str:
+    """An error's first line, for a one-line message (its type's name if it says nothing)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class ConfigError(ValueError):
     """A config value, file or dataset the project cannot use; the message names it and the fix."""
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.config.build import instantiate
-from src.core.errors import ConfigError
+from src.core.errors import ConfigError, first_line
 from src.data.datamodule import MNIST_MEAN, MNIST_STD
 from src.lit.module import MNISTClassifier
 
@@ -172,7 +172,7 @@ def load_weights(model: MNISTClassifier, path: Path) -> None:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ConfigError(f"ckpt={path}: not a readable checkpoint ({first[:120]})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
