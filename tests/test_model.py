@@ -115,16 +115,11 @@ def test_pools_follow_every_second_conv_but_never_near_the_output() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"channels": []}, r"model\.channels=\[\]: must be a non-empty list of positive integers"),
-        ({"channels": [16, -4]}, r"model\.channels=\[16, -4\]: -4 is not a positive integer"),
-        ({"channels": [16, 2.5]}, r"model\.channels=\[16, 2\.5\]: 2\.5 is not a positive integer"),
-        ({"channels": [8], "head": "fc"}, r"model\.head='fc': must be one of gap, conv"),
-        ({"channels": [8], "pool_every": 0}, r"model\.pool_every=0: must be a positive integer"),
         ({"channels": [8, 8], "head": "conv"}, r"model\.head=conv needs a 1x1 map .* leaves 28x28"),
         ({"channels": [8] * 20, "valid_tail": 18}, r"layer conv\d+ .* would shrink it below 1x1"),
     ],
 )
-def test_bad_architectures_are_refused_with_the_value(kwargs: dict, message: str) -> None:
+def test_layouts_the_sizes_do_not_allow_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Net(**kwargs)
 
@@ -144,12 +139,6 @@ def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> Non
     expected = 0.9 * plain - 0.1 * log_probs.mean(dim=1).mean()
     assert smoothed.item() == pytest.approx(expected.item(), rel=1e-5)
     assert torch.equal(step_log_probs, log_probs)
-    with pytest.raises(ConfigError, match=r"model\.label_smoothing=1\.0: must be in \[0, 1\)"):
-        MNISTClassifier(
-            optimizer=SGD,
-            scheduler={},
-            label_smoothing=1.0,
-        )
 
 
 def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
@@ -165,23 +154,6 @@ def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
     compiled = instantiate(cfg.model, _convert_="all")
     plain = instantiate(cfg.model, _convert_="all", compile=False)
     assert compiled.state_dict().keys() == plain.state_dict().keys()  # no _orig_mod. prefix
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"compile": "yes"}, r"model\.compile='yes': must be true or false"),
-        ({"compile_mode": "fast"}, r"model\.compile_mode='fast': must be one of default"),
-        ({"compile_eval": "no"}, r"model\.compile_eval='no': must be true or false"),
-    ],
-)
-def test_compile_options_are_checked(options: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        MNISTClassifier(
-            optimizer=SGD,
-            scheduler={},
-            **options,
-        )
 
 
 @pytest.mark.parametrize("compile_eval", [True, False])

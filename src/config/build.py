@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from src.config.schema import refusal
 from src.core.errors import ConfigError, first_line
 from src.lit.console import quiet_framework
 
@@ -84,28 +84,18 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
 
 
 def hydra_error_line(err: Exception) -> str:
-    """One line for Hydra's and OmegaConf's errors, which run over 7 to 15 lines."""
-    text = str(err)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    missing = re.search(r"Could not find '(.+)/([^/']+)'", text)
-    if isinstance(err, MissingConfigException) and missing:
-        group, option = missing.groups()
-        listed = text.partition("Available options")[2].partition("Config search path")[0]
-        options = ", ".join(line.strip() for line in listed.splitlines()[1:] if line.strip())
+    """One line for Hydra's and OmegaConf's errors, which run over 7 to 15 lines, from what
+    they carry: the missing option and its group's options, the override that does not parse,
+    the key and value OmegaConf refused (an override's refusal is the error's cause)."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        options = ", ".join(name for name in err.options or () if name != "schema")
         return f"{group}={option}: no such option" + (f" (available: {options})" if options else "")
-    overridden = re.search(r"Could not override '([^']+)'", text)
-    if overridden:
-        cause = str(err.__cause__).strip().splitlines()[0] if err.__cause__ else ""
-        if cause and "not in struct" not in cause:
-            return f"{overridden.group(1)}: {cause}"
-        hint = next((line.split("use ", 1)[1] for line in lines if "To append" in line), "")
-        return f"{overridden.group(1)}: no such key" + (f" (to add one: {hint})" if hint else "")
     if isinstance(err, OverrideParseException):
-        return f"an override does not parse: {lines[0]} (see {lines[-1].split()[-3]})"
-    keys = [line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")]
-    where = keys[0] if keys else ""
-    first = lines[0] if lines else type(err).__name__
-    return f"{where}: {first}" if where else first
+        return f"{err.override}: does not parse ({first_line(err.message)})"
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    line = refusal(cause) if isinstance(cause, OmegaConfBaseException) else None
+    return line or first_line(cause)
 
 
 def fail(message: str) -> NoReturn:

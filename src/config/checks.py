@@ -1,44 +1,39 @@
-"""The composed training config, checked before any work (no data staging, no training): every
-value's type and range, whether a training batch fits in memory, whether the folders can be
-written and whether `ckpt_path` is a checkpoint of the configured net. A refused value is one
-ConfigError line naming it and what is allowed, e.g. `model.batch_norm='no': must be true or
-false`. `check_checkpoint` is public on its own too: resuming a run calls it."""
+"""The composed training config, checked before any work (no data staging, no training),
+beyond what its types (src/config/schema.py) and ranges (src/config/rules.py) say: whether the
+net's layout and a training batch fit, the optimizer and schedule as torch builds them, the
+trainer's limits against an epoch's batches, the callbacks, whether the folders can be written
+and whether `ckpt_path` is a checkpoint of the configured net. A refused value is one
+ConfigError line naming it and what is allowed. `check_checkpoint` is public on its own too:
+resuming a run calls it."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import math
 import os
 import pickle
-import types
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import src.lit.callbacks
 import src.lit.views
-import src.speed.progress
+from src.config.rules import check_rules, is_int, is_number, plain
+from src.config.schema import DataConfig, ModelConfig, TrainerConfig, schema, typed
 from src.core.architecture import Layer, analyze, plan_layers, totals
 from src.core.errors import ConfigError, first_line
 from src.core.model import Net
-from src.data.datamodule import MNISTDataModule
 from src.data.files import TEST_SIZE, TRAIN_SIZE
-from src.lit.module import COMPILE_MODES, MNISTClassifier, build_optimization
+from src.lit.module import build_optimization
 
-# A rule: (does the value fit, what "must be" says when it does not).
-Rule = tuple[Callable[[Any], bool], str]
-
-MAX_SEED = 2**32 - 1  # the seed range numpy (and so Lightning's seed_everything) accepts
 GIB = 2**30
-# The model node's keys go to MNISTClassifier, its **net to Net, and Net's **layout to
-# plan_layers: together their parameters are the model's options.
-MODEL_SIGNATURES = (MNISTClassifier.__init__, Net.__init__, plan_layers)
+# The model node's options that build the Net (the others are the module's own).
+LAYOUT = tuple(inspect.signature(plan_layers).parameters)
 # Callback options that count or divide (max_maps=0 is a ZeroDivisionError after an epoch).
 CALLBACK_COUNTS = {
     "KernelImages": ("every_n_epochs", "max_shown"),
@@ -47,11 +42,6 @@ CALLBACK_COUNTS = {
     "ShiftInvariance": ("max_shift", "every_nth"),
     "EffectiveReceptiveField": ("every_n_epochs",),
     "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
-}
-CALLBACK_MODULES = {
-    "src.lit.callbacks": src.lit.callbacks,
-    "src.lit.views": src.lit.views,
-    "src.speed.progress": src.speed.progress,
 }
 # What MNISTClassifier logs, for a callback to monitor (a test reads them back from a run).
 LOGGED_METRICS = (
@@ -63,118 +53,6 @@ PSEUDO_FILE_SYSTEMS = {
     "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs",
     "tracefs", "configfs", "pstore", "bpf",
 }  # fmt: skip
-
-
-def is_bool(value: object) -> bool:
-    return isinstance(value, bool)
-
-
-def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-SCALARS: dict[type, tuple[Callable[[Any], bool], str, str]] = {
-    bool: (is_bool, "true or false", "true/false values"),
-    int: (is_int, "an integer", "integers"),
-    float: (is_number, "a number", "numbers"),
-    str: (is_str, "a string", "strings"),
-}
-
-
-def rule_for(hint: object) -> Rule | None:
-    """The rule a type hint sets, or None for a hint shape not checked here."""
-    if hint in SCALARS:
-        check, say, _ = SCALARS[hint]
-        return check, say
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [arg for arg in args if arg is not type(None)]
-        inner = rule_for(rest[0]) if len(rest) == 1 else None
-        if inner is None:
-            return None
-        return (lambda v: v is None or inner[0](v)), f"{inner[1]} or null"
-    if origin in (list, Sequence) and len(args) == 1 and args[0] in SCALARS:
-        item, _, plural = SCALARS[args[0]]
-        return (lambda v: isinstance(v, list | tuple) and all(map(item, v))), f"a list of {plural}"
-    if origin in (dict, Mapping):
-        return (lambda v: isinstance(v, Mapping)), "a mapping of options"
-    return None
-
-
-def parameters(target: Callable) -> tuple[list[str], set[str], dict[str, Any]]:
-    """(named parameters, the required ones, type hints) of a function or class."""
-    params = [
-        p
-        for p in inspect.signature(target).parameters.values()
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    try:
-        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
-    except (NameError, TypeError):  # a hint that does not evaluate: types go unchecked
-        hints = {}
-    required = {p.name for p in params if p.default is p.empty}
-    return [p.name for p in params], required, hints
-
-
-def check_options(prefix: str, options: Mapping[str, Any], targets: Sequence[Callable]) -> None:
-    """Each option a parameter of one of `targets`, with a value of its type hint's type, and
-    every required parameter given."""
-    names: list[str] = []
-    required: set[str] = set()
-    hints: dict[str, Any] = {}
-    for target in targets:
-        target_names, target_required, target_hints = parameters(target)
-        names += [name for name in target_names if name not in names]
-        required |= target_required
-        hints.update(target_hints)
-    for key, value in options.items():
-        if key not in names:
-            raise ConfigError(f"{prefix}.{key}: not an option (options: {', '.join(names)})")
-        rule = rule_for(hints.get(key))
-        if rule is not None and not rule[0](value):
-            raise ConfigError(f"{prefix}.{key}={value!r}: must be {rule[1]}")
-    missing = sorted(required - set(options))
-    if missing:
-        raise ConfigError(f"{prefix}.{missing[0]}: missing; it must be given")
-
-
-def plain(node: Any) -> Any:
-    """A config node as plain Python values (dicts, lists), interpolations resolved."""
-    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
-
-
-def own_options(node: Mapping[str, Any]) -> dict[str, Any]:
-    """A node's options for its target: without Hydra's _target_, _convert_, ..."""
-    return {key: value for key, value in node.items() if not str(key).startswith("_")}
-
-
-def check_run_options(cfg: DictConfig) -> None:
-    """`test`, `seed` and the trainer's epoch counts (max_epochs=-1 overflows much later)."""
-    if not is_bool(cfg.get("test")):
-        raise ConfigError(f"test={cfg.get('test')!r}: must be true or false")
-    seed = cfg.get("seed")
-    if not (is_int(seed) and 0 <= seed <= MAX_SEED):
-        raise ConfigError(f"seed={seed!r}: must be an integer from 0 to {MAX_SEED}")
-    trainer = cfg.get("trainer") or {}
-    max_epochs = trainer.get("max_epochs")
-    if not (is_int(max_epochs) and max_epochs >= 1):
-        raise ConfigError(f"trainer.max_epochs={max_epochs!r}: must be an integer >= 1")
-    min_epochs = trainer.get("min_epochs")
-    if min_epochs is not None and not (is_int(min_epochs) and 0 <= min_epochs <= max_epochs):
-        raise ConfigError(
-            f"trainer.min_epochs={min_epochs!r}: must be an integer from 0 to "
-            f"trainer.max_epochs ({max_epochs})"
-        )
 
 
 def check_accelerator(trainer: Mapping[str, Any]) -> None:
@@ -237,19 +115,9 @@ def check_trainer_batches(
     batches in each process. Left to Lightning where it sets the limits itself (fast_dev_run,
     overfit_batches) and with devices=-1 (counted as one process: the counts are then too
     large, so nothing Lightning accepts is refused)."""
-    accumulate = trainer.get("accumulate_grad_batches", 1)
-    if not (is_int(accumulate) and accumulate >= 1):
-        raise ConfigError(
-            f"trainer.accumulate_grad_batches={accumulate!r}: must be an integer >= 1"
-        )
     every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
-    if every_n_epochs is not None and not (is_int(every_n_epochs) and every_n_epochs >= 1):
-        raise ConfigError(
-            f"trainer.check_val_every_n_epoch={every_n_epochs!r}: must be an integer >= 1, or "
-            "null (validation every val_check_interval batches across epochs)"
-        )
-    train_size, size = TRAIN_SIZE - loader.val_size, loader.batch_size
-    if loader.drop_last and size > train_size:
+    train_size, size = TRAIN_SIZE - loader["val_size"], loader["batch_size"]
+    if loader["drop_last"] and size > train_size:
         raise ConfigError(
             f"data.batch_size={size}: more than the {train_size} training images, and "
             "data.drop_last=true leaves out the one shorter batch: no training at all"
@@ -264,9 +132,9 @@ def check_trainer_batches(
         return share // batch_size if drop_last else math.ceil(share / batch_size)
 
     counts = {
-        "train": batches(train_size, size, loader.drop_last),
-        "val": batches(loader.val_size, loader.eval_batch_size),
-        "test": batches(TEST_SIZE, loader.eval_batch_size),
+        "train": batches(train_size, size, loader["drop_last"]),
+        "val": batches(loader["val_size"], loader["eval_batch_size"]),
+        "test": batches(TEST_SIZE, loader["eval_batch_size"]),
     }
     limited = {
         split: batches_left(split, trainer.get(f"limit_{split}_batches"), count,
@@ -325,40 +193,6 @@ def batches_left(split: str, limit: Any, count: int, used: bool) -> int:
     return left
 
 
-def check_data(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The data node's types, then its ranges as MNISTDataModule checks them (building it
-    stages nothing); returns its options, defaults included."""
-    options = own_options(data)
-    check_options("data", options, [MNISTDataModule])
-    return MNISTDataModule(**options).hparams
-
-
-def net_options(model: Mapping[str, Any]) -> dict[str, Any]:
-    """The model node's keys that MNISTClassifier passes on to Net."""
-    own = set(parameters(MNISTClassifier)[0])
-    return {key: value for key, value in own_options(model).items() if key not in own}
-
-
-def input_size(model: Mapping[str, Any]) -> int:
-    """The side of the square images the net is built for (Net's default unless given)."""
-    return model.get("input_size", inspect.signature(Net).parameters["input_size"].default)
-
-
-def check_model(model: Mapping[str, Any]) -> list[Layer]:
-    """The model node's types and ranges; returns the net's layers from the arithmetic (no
-    torch module is built)."""
-    check_options("model", own_options(model), MODEL_SIGNATURES)
-    smoothing = model.get("label_smoothing", 0.0)
-    if not 0 <= smoothing < 1:
-        raise ConfigError(f"model.label_smoothing={smoothing}: must be in [0, 1)")
-    mode = model.get("compile_mode", "default")
-    if mode not in COMPILE_MODES:
-        raise ConfigError(f"model.compile_mode={mode!r}: must be one of {', '.join(COMPILE_MODES)}")
-    if input_size(model) < 1:
-        raise ConfigError(f"model.input_size={input_size(model)}: must be an integer >= 1")
-    return plan_layers(**net_options(model))
-
-
 def training_bytes(specs: Sequence[Layer], input_size: int, batch_size: int) -> int:
     """Bytes one float32 training step needs, from the arithmetic: the input and every layer's
     output (kept for backward) and their gradients, and 4 copies of the parameters (weights,
@@ -382,7 +216,7 @@ def available_memory() -> int:
 
 
 def check_memory(model: Mapping[str, Any], specs: Sequence[Layer], batch_size: int) -> None:
-    need, have = training_bytes(specs, input_size(model), batch_size), available_memory()
+    need, have = training_bytes(specs, model["input_size"], batch_size), available_memory()
     if need > have:
         raise ConfigError(
             f"model.channels={list(model['channels'])}: one training batch of {batch_size} needs "
@@ -392,56 +226,10 @@ def check_memory(model: Mapping[str, Any], specs: Sequence[Layer], batch_size: i
         )
 
 
-def positive(value: Any) -> bool:
-    return is_number(value) and value > 0
-
-
-# Ranges of optimizer and scheduler options, beyond their type.
-OPTION_RANGES: dict[str, Rule] = {
-    "lr": (positive, "a number > 0"),
-    "max_lr": (positive, "a number > 0"),
-    "gamma": (positive, "a number > 0"),
-    "momentum": (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "weight_decay": (lambda v: is_number(v) and v >= 0, "a number >= 0"),
-    "step_size": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
-    "pct_start": (lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)"),
-    "betas": (
-        lambda v: (
-            isinstance(v, list | tuple)
-            and len(v) == 2
-            and all(is_number(b) and 0 <= b < 1 for b in v)
-        ),
-        "two numbers in [0, 1), e.g. [0.9,0.999]",
-    ),
-}
-
-
-def option_rule(default: Any) -> Rule | None:
-    """The type an option's default in the torch class's signature sets."""
-    if isinstance(default, bool):
-        return is_bool, "true or false"
-    if is_number(default):
-        return is_number, "a number"
-    if isinstance(default, str):
-        return is_str, "a string"
-    if isinstance(default, tuple) and all(map(is_number, default)):
-        return (
-            lambda v: (
-                isinstance(v, list | tuple) and len(v) == len(default) and all(map(is_number, v))
-            ),
-            f"a list of {len(default)} numbers",
-        )
-    return None
-
-
-def check_optimization(
-    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
-) -> None:
-    """Optimizer and scheduler options: each one the torch class takes, of its default's type,
-    in range; then both built on a dummy parameter so that torch's own checks apply too, the
-    schedule over `total_steps` (about the run's)."""
-    groups = (("optimizer", optimizer), ("scheduler", scheduler))
-    for group, node in groups:
+def check_optimization_options(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
+    """Optimizer and scheduler options: each one the torch class takes, of its type (their
+    ranges: src.config.rules)."""
+    for group, node in (("optimizer", optimizer), ("scheduler", scheduler)):
         if not node:  # no schedule
             continue
         target = named_class(f"model.{group}", node.get("_target_"))
@@ -450,15 +238,16 @@ def check_optimization(
                 f"model.{group}._partial_={node.get('_partial_')!r}: must be true (the module "
                 "hands the class its parameters or optimizer)"
             )
-        defaults = {p.name: p.default for p in inspect.signature(target).parameters.values()}
-        for key, value in own_options(node).items():
-            if key not in defaults:
-                allowed = ", ".join(sorted(set(defaults) - {"params", "optimizer"}))
-                raise ConfigError(f"model.{group}.{key}: not an option of {target.__name__} "
-                                  f"(options: {allowed})")  # fmt: skip
-            for rule in (option_rule(defaults[key]), OPTION_RANGES.get(key)):
-                if rule is not None and not rule[0](value):
-                    raise ConfigError(f"model.{group}.{key}={value!r}: must be {rule[1]}")
+        given = "params" if group == "optimizer" else "optimizer"  # the module hands it
+        typed(f"model.{group}", node, schema(target, given=[given], _partial_=True))
+
+
+def check_optimization(
+    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
+) -> None:
+    """The optimizer and the schedule built on a dummy parameter, so that torch's own checks
+    apply too, the schedule over `total_steps` (about the run's)."""
+    groups = (("optimizer", optimizer), ("scheduler", scheduler))
     dummy = [torch.zeros(1, requires_grad=True)]
     # The optimizer alone first, so that torch's refusal is put on the right group.
     for group, node in groups:
@@ -478,10 +267,7 @@ def named_class(key: str, target: Any) -> type:
     except (ImportError, AttributeError, ValueError, TypeError):
         found = None
     if not isinstance(found, type):
-        raise ConfigError(
-            f"{key}._target_={target}: no such class (e.g. torch.optim.SGD; "
-            f"{key.replace('.', '/')}= picks a ready one)"
-        )
+        raise ConfigError(f"{key}._target_={target}: no such class")
     return found
 
 
@@ -495,33 +281,34 @@ def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:
 
 
 def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) -> None:
-    """The project's callbacks (src.lit.callbacks, src.lit.views): options by signature, counts
-    >= 1, and the activation layers (maps: the arithmetic's layers, not flatten or
-    log_softmax) by name."""
+    """Each callback's options: those its class takes, of their types (a class that takes
+    **kwargs, any more), counts >= 1, and the activation layers (maps: the arithmetic's layers,
+    not flatten or log_softmax) by name."""
     for name, node in (callbacks or {}).items():
-        if not isinstance(node, Mapping) or not node:  # set to null: left out
+        if not node or "_target_" not in node:  # null: left out; no _target_: warned of
             continue
-        target = str(node.get("_target_", ""))
-        module, _, class_name = target.rpartition(".")
-        if module not in CALLBACK_MODULES:
-            continue
-        cls = getattr(CALLBACK_MODULES[module], class_name, None)
-        if not isinstance(cls, type):
-            raise ConfigError(f"callbacks.{name}._target_={target}: no such callback")
-        options = own_options(plain(node))
-        check_options(f"callbacks.{name}", options, [cls])
-        for key in CALLBACK_COUNTS.get(class_name, ()):
-            if key in options and not (is_int(options[key]) and options[key] >= 1):
-                raise ConfigError(
-                    f"callbacks.{name}.{key}={options[key]!r}: must be an integer >= 1"
-                )
-        if cls is src.lit.views.ActivationImages:
-            unknown = [layer for layer in options.get("layers") or () if layer not in layers]
-            if unknown:
-                raise ConfigError(
-                    f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net "
-                    f"(layers: {', '.join(layers)})"
-                )
+        cls = named_class(f"callbacks.{name}", node["_target_"])
+        takes_more = any(
+            p.kind == p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()
+        )
+        config = schema(cls, **{k: v for k, v in node.items() if k.startswith("_")})
+        fields = {field.name for field in dataclasses.fields(config)}
+        given = {k: v for k, v in node.items() if k in fields or not takes_more}
+        options = typed(f"callbacks.{name}", given, config)
+        counts = CALLBACK_COUNTS.get(cls.__name__, ())
+        uncounted = next(
+            (key for key in counts if not (is_int(options[key]) and options[key] >= 1)), None
+        )
+        unknown = [layer for layer in options.get("layers") or () if layer not in layers]
+        if uncounted:
+            raise ConfigError(
+                f"callbacks.{name}.{uncounted}={options[uncounted]!r}: must be an integer >= 1"
+            )
+        if cls is src.lit.views.ActivationImages and unknown:
+            raise ConfigError(
+                f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net "
+                f"(layers: {', '.join(layers)})"
+            )
 
 
 def file_system(path: Path) -> str:
@@ -563,7 +350,7 @@ def net_state_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
     """The shapes of the `net.` entries of the state dict of the MNISTClassifier the model node
     builds, from a Net on the meta device: no memory is allocated, however wide the net."""
     with torch.device("meta"):
-        net = Net(**net_options(model))
+        net = Net(**{key: model[key] for key in LAYOUT if key in model})
     return {f"net.{key}": list(value.shape) for key, value in net.state_dict().items()}
 
 
@@ -666,27 +453,29 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Every value of a composed training config, before any work; the first refused value is
     a ConfigError. Cheap, except for reading a checkpoint given as ckpt_path."""
-    check_run_options(cfg)
-    data = plain(cfg.data)
-    loader = check_data(data)
-    model = plain(cfg.model)
-    specs = check_model(model)
-    check_memory(model, specs, loader.batch_size)  # before anything is built from the model
+    data = typed("data", plain(cfg.data), DataConfig)
+    model = typed("model", plain(cfg.model), ModelConfig)
+    trainer = typed("trainer", plain(cfg.trainer), TrainerConfig)
+    check_optimization_options(model["optimizer"], model["scheduler"])
+    check_rules(cfg)
+    specs = plan_layers(**{key: model[key] for key in LAYOUT if key in model})
+    check_memory(model, specs, data["batch_size"])  # before anything is built from the model
     # the run's steps, about (trainer limits and devices aside)
-    steps = math.ceil((TRAIN_SIZE - loader.val_size) / loader.batch_size) * cfg.trainer.max_epochs
+    steps = math.ceil((TRAIN_SIZE - data["val_size"]) / data["batch_size"]) * trainer["max_epochs"]
     check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
-    check_accelerator(cfg.trainer)
-    check_strategy(cfg.trainer)
-    check_devices(cfg.trainer)
-    check_trainer_batches(cfg.trainer, loader, test=cfg.test)
-    check_graphs(model, cfg.trainer)
+    check_accelerator(trainer)
+    check_strategy(trainer)
+    check_devices(trainer)
+    check_trainer_batches(trainer, data, test=cfg.test)
+    check_graphs(model, trainer)
     for group in ("callbacks", "logger"):
-        check_entries(group, cfg.get(group))
-    check_callbacks(cfg.get("callbacks"), [spec.name for spec in specs])
-    check_monitors(plain(cfg.get("callbacks")))
+        check_entries(group, plain(cfg.get(group)))
+    callbacks = plain(cfg.get("callbacks"))
+    check_callbacks(callbacks, [spec.name for spec in specs])
+    check_monitors(callbacks)
     folders = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
-    if data.get("data_dir") != cfg.paths.data_dir:
-        folders.append(("data.data_dir", data.get("data_dir")))
+    if data["data_dir"] != cfg.paths.data_dir:
+        folders.append(("data.data_dir", data["data_dir"]))
     for key, folder in folders:
         if folder is not None:
             check_writable(key, str(folder))

@@ -96,40 +96,6 @@ def gap(name: str, channels: int) -> Layer:
     return Layer("gap", name, channels, channels, bias=False)
 
 
-def check_channels(channels: object) -> list[int]:
-    """The channel list as ints, or a ConfigError naming the bad value."""
-    if not isinstance(channels, Sequence) or isinstance(channels, str) or len(channels) == 0:
-        raise ConfigError(
-            f"model.channels={channels!r}: must be a non-empty list of positive integers, "
-            "e.g. model.channels=[16,32]"
-        )
-    for c in channels:
-        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-            raise ConfigError(
-                f"model.channels={list(channels)!r}: {c!r} is not a positive integer channel count"
-            )
-    return list(channels)
-
-
-def check_pools(pools: Sequence[int], n_convs: int, n_channels: int) -> list[int]:
-    """Explicit pool places (after these convs, counted from 1): each a conv of `channels`
-    with two convs after it (max-pooling never sits near the output)."""
-    if isinstance(pools, str | bytes) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in pools
-    ):
-        raise ConfigError(f"model.pools={pools!r}: must be a list of conv numbers, e.g. [2,4]")
-    last = min(n_channels, n_convs - 2)
-    if len(set(pools)) != len(pools):
-        raise ConfigError(f"model.pools={list(pools)}: a conv is named twice")
-    for i in pools:
-        if not 1 <= i <= last:
-            raise ConfigError(
-                f"model.pools={list(pools)}: {i} is not a conv a pool may follow (1 to {last}: "
-                "two convs must come after a pool)"
-            )
-    return list(pools)
-
-
 def plan_layers(
     channels: Sequence[int],
     *,
@@ -145,23 +111,12 @@ def plan_layers(
     num_classes: int = 10,
     input_size: int = 28,
 ) -> list[Layer]:
-    """The layers the layout rule (module docstring) makes from a channel list."""
-    channels = check_channels(channels)
-    if head not in HEADS:
-        raise ConfigError(f"model.head={head!r}: must be one of {', '.join(HEADS)}")
-    if isinstance(pool_every, bool) or not isinstance(pool_every, int) or pool_every < 1:
-        raise ConfigError(f"model.pool_every={pool_every!r}: must be a positive integer")
+    """The layers the layout rule (module docstring) makes from a channel list, for options in
+    their ranges (src/config/rules.py checks a config's); a pool or a head that the sizes do not
+    allow is a ConfigError."""
     n_convs = len(channels) + 1
-    if pools is not None:
-        pools = check_pools(pools, n_convs, len(channels))
     n_3x3 = n_convs if head == "conv" else len(channels)
-    if isinstance(valid_tail, bool) or not isinstance(valid_tail, int):
-        raise ConfigError(f"model.valid_tail={valid_tail!r}: must be an integer")
-    if not 0 <= valid_tail <= n_3x3:
-        raise ConfigError(f"model.valid_tail={valid_tail}: must be between 0 and {n_3x3}")
-    kernels = check_kernels(kernels, len(channels))
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise ConfigError(f"model.dropout={dropout!r}: must be a rate in [0, 1)")
+    kernels = kernels or [3] * len(channels)
 
     layers: list[Layer] = []
     size, c_prev, n_pools = input_size, in_channels, 0
@@ -205,23 +160,6 @@ def plan_layers(
             "use model.head=gap or change model.valid_tail"
         )
     return layers
-
-
-def check_kernels(kernels: object, n_channels: int) -> list[int]:
-    """One odd kernel size per channel entry (all 3 when None), or a ConfigError."""
-    if kernels is None:
-        return [3] * n_channels
-    if not isinstance(kernels, Sequence) or isinstance(kernels, str) or len(kernels) != n_channels:
-        raise ConfigError(
-            f"model.kernels={kernels!r}: must list one kernel size per model.channels entry "
-            f"({n_channels}), e.g. 3 for a 3x3 conv and 1 for a 1x1 transition"
-        )
-    for k in kernels:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-            raise ConfigError(
-                f"model.kernels={list(kernels)!r}: {k!r} is not an odd positive kernel size"
-            )
-    return list(kernels)
 
 
 def analyze(layers: Sequence[Layer], input_size: int) -> list[LayerStats]:

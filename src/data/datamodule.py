@@ -15,16 +15,12 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from src.core.errors import ConfigError
-from src.data.files import TRAIN_SIZE, check_raw_files, folder_lock, stage_offline_files
+from src.data.files import check_raw_files, folder_lock, stage_offline_files
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 LOADERS = ("fast", "torchvision")
 # what a blank (0) pixel becomes after normalize(): the fill for pixels shifted in
 BACKGROUND = -MNIST_MEAN / MNIST_STD
-
-
-def is_positive_int(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
 def normalize(images: Tensor) -> Tensor:
@@ -194,44 +190,6 @@ class MNISTDataModule(L.LightningDataModule):
         drop_last: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(drop_last, bool):
-            raise ConfigError(f"data.drop_last={drop_last!r}: must be true or false")
-        for key, value in [
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-            ("val_size", val_size),
-        ]:
-            if not is_positive_int(value):
-                raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
-        # checked again against the images found (split_indices): test data sets are smaller
-        if val_size >= TRAIN_SIZE:
-            raise ConfigError(
-                f"data.val_size={val_size}: must be 1 to {TRAIN_SIZE - 1:,} (MNIST has "
-                f"{TRAIN_SIZE:,} training images, and at least one must be left to train on)"
-            )
-        if loader not in LOADERS:
-            raise ConfigError(f"data.loader={loader!r}: must be one of {', '.join(LOADERS)}")
-        if augment_epochs is not None and not is_positive_int(augment_epochs):
-            raise ConfigError(
-                f"data.augment_epochs={augment_epochs!r}: must be null or a positive integer"
-            )
-        if augment_epochs is not None and loader != "fast":
-            raise ConfigError(
-                f"data.augment_epochs={augment_epochs}: needs data.loader=fast (the torchvision "
-                "loader's transforms augment every epoch)"
-            )
-        if rotation < 0 or not 0 <= translate < 1:
-            raise ConfigError(
-                f"data.rotation={rotation}, data.translate={translate}: rotation must be >= 0 "
-                "degrees and translate a fraction in [0, 1)"
-            )
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers={num_workers!r}: must be an integer >= 0")
-        if offline_dir and not Path(offline_dir).is_dir():
-            raise ConfigError(
-                f"data.offline_dir={offline_dir}: no such folder; name the folder holding the "
-                "four MNIST .gz files (or leave it unset to download)"
-            )
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.offline_dir = Path(offline_dir) if offline_dir else None

@@ -23,7 +23,6 @@ from src.core.architecture import (
     totals,
     unit_windows,
 )
-from src.core.errors import ConfigError
 from src.core.lessons import receptive_field_figure
 from src.data.datamodule import denormalize
 from src.lit.console import COMPACT_COLUMNS, console, print_architecture
@@ -74,11 +73,6 @@ scale for a whole card (its colour bar), so sign and strength compare within a c
   patches every few epochs and after the last; test and shift after testing. The step slider
   above a card moves through them.
 """
-
-
-def check_positive_int(key: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}={value!r}: must be a positive integer")
 
 
 def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:

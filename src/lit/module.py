@@ -14,7 +14,6 @@ from torch import Tensor
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.core.errors import ConfigError
 from src.core.model import Net
 from src.speed.graphs import TrainingGraphs
 
@@ -132,16 +131,6 @@ class MNISTClassifier(L.LightningModule):
         **net: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(compile, bool):
-            raise ConfigError(f"model.compile={compile!r}: must be true or false")
-        if not isinstance(compile_eval, bool):
-            raise ConfigError(f"model.compile_eval={compile_eval!r}: must be true or false")
-        if compile_mode not in COMPILE_MODES:
-            raise ConfigError(
-                f"model.compile_mode={compile_mode!r}: must be one of {', '.join(COMPILE_MODES)}"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"model.label_smoothing={label_smoothing}: must be in [0, 1)")
         self.save_hyperparameters()
         self.net = Net(**net)
         self.eval_eagerly = compile and not compile_eval

@@ -29,11 +29,10 @@ from src.core.drawing import (
     top_patches_figure,
     top_units,
 )
-from src.core.errors import ConfigError
 from src.core.lessons import cam_figure, erf_figure, shift_figure
 from src.core.model import Net, mass_side
 from src.data.datamodule import denormalize, shift
-from src.lit.callbacks import TensorBoardCallback, check_positive_int
+from src.lit.callbacks import TensorBoardCallback
 from src.lit.module import tally
 
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # right, left, down, up
@@ -49,8 +48,6 @@ class KernelImages(TensorBoardCallback):
     weights as a histogram (`weights/<layer>`), at fit start and every `every_n_epochs`."""
 
     def __init__(self, every_n_epochs: int = 1, max_shown: int = 8) -> None:
-        check_positive_int("callbacks.kernels.every_n_epochs", every_n_epochs)
-        check_positive_int("callbacks.kernels.max_shown", max_shown)
         self.every_n_epochs, self.max_shown = every_n_epochs, max_shown
 
     @rank_zero_only
@@ -88,7 +85,6 @@ class ActivationImages(TensorBoardCallback):
     """
 
     def __init__(self, layers: Sequence[str] | None = None, max_maps: int = 12) -> None:
-        check_positive_int("callbacks.activations.max_maps", max_maps)
         self.layers = list(layers) if layers else None
         self.max_maps = max_maps
         self.probe: tuple[Tensor, Tensor] | None = None
@@ -98,16 +94,7 @@ class ActivationImages(TensorBoardCallback):
         names = [name for name, _ in net.named_children()]
         if self.layers is None:
             return net.spatial_layers()
-        unknown = [name for name in self.layers if name not in names]
-        if unknown:
-            raise ConfigError(
-                f"callbacks.activations.layers: no layer {unknown[0]!r} in the net "
-                f"(layers: {', '.join(names)})"
-            )
         return [name for name in names if name in self.layers]
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.hooked_layers(pl_module.net)  # a wrong layer name stops the run before training
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -179,9 +166,6 @@ class TopPatches(TensorBoardCallback):
     def __init__(
         self, every_n_epochs: int = 5, max_channels: int = 6, top_k: int = 8, images: int = 500
     ) -> None:
-        for key, value in [("every_n_epochs", every_n_epochs), ("max_channels", max_channels),
-                           ("top_k", top_k), ("images", images)]:  # fmt: skip
-            check_positive_int(f"callbacks.top_patches.{key}", value)
         self.every_n_epochs, self.max_channels = every_n_epochs, max_channels
         self.top_k, self.images = top_k, images
 
@@ -213,7 +197,6 @@ class EffectiveReceptiveField(TensorBoardCallback):
     (random weights) and after every `every_n_epochs` validation epochs."""
 
     def __init__(self, every_n_epochs: int = 1) -> None:
-        check_positive_int("callbacks.erf.every_n_epochs", every_n_epochs)
         self.every_n_epochs = every_n_epochs
 
     @rank_zero_only
@@ -250,7 +233,6 @@ class TestViews(TensorBoardCallback):
     misclassified test digits the net was surest of (`test/mistakes`), out of all of them."""
 
     def __init__(self, max_mistakes: int = 18) -> None:
-        check_positive_int("callbacks.test_views.max_mistakes", max_mistakes)
         self.max_mistakes = max_mistakes
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -305,8 +287,6 @@ class ShiftInvariance(TensorBoardCallback):
     in every run; the curve's unshifted point is their accuracy."""
 
     def __init__(self, max_shift: int = 4, every_nth: int = 5) -> None:
-        check_positive_int("callbacks.shift_invariance.max_shift", max_shift)
-        check_positive_int("callbacks.shift_invariance.every_nth", every_nth)
         self.max_shift, self.every_nth = max_shift, every_nth
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

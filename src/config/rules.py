@@ -1,0 +1,178 @@
+"""The ranges and cross-field rules of the training config, beyond the types its schema
+(src/config/schema.py) enforces: one table of what each value must be, one list of the rules
+that tie values together. `check_rules` names the first value refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.core.architecture import HEADS
+from src.core.errors import ConfigError
+from src.data.datamodule import LOADERS
+from src.data.files import TRAIN_SIZE
+from src.lit.module import COMPILE_MODES
+
+MAX_SEED = 2**32 - 1  # the seed range numpy (and so Lightning's seed_everything) accepts
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def ints_from(low: int, high: float = float("inf")) -> Callable[[Any], bool]:
+    return lambda value: is_int(value) and low <= value <= high
+
+
+def numbers(low: float, high: float, closed: str = "[)") -> Callable[[Any], bool]:
+    above = (lambda v: v >= low) if closed[0] == "[" else (lambda v: v > low)
+    below = (lambda v: v <= high) if closed[1] == "]" else (lambda v: v < high)
+    return lambda value: is_number(value) and above(value) and below(value)
+
+
+def optional(fits: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or fits(value)
+
+
+def one_of(*choices: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: value in choices), f"one of {', '.join(choices)}"
+
+
+def is_channel_list(value: object) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(map(ints_from(1), value))
+
+
+POSITIVE = (ints_from(1), "a positive integer")
+AT_LEAST_ONE = (ints_from(1), "an integer >= 1")
+RATE = (numbers(0, 1), "a rate in [0, 1)")
+
+# key: (does the value fit, what it must be). Keys of the config's own values; a value that is
+# not there (an option a preset leaves out) is not checked.
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (ints_from(0, MAX_SEED), f"an integer from 0 to {MAX_SEED}"),
+    "test": (lambda value: isinstance(value, bool), "true or false"),
+    "trainer.max_epochs": AT_LEAST_ONE,
+    "trainer.accumulate_grad_batches": AT_LEAST_ONE,
+    "trainer.check_val_every_n_epoch": (
+        optional(ints_from(1)),
+        "an integer >= 1, or null (validation every val_check_interval batches across epochs)",
+    ),
+    "data.batch_size": POSITIVE,
+    "data.eval_batch_size": POSITIVE,
+    "data.val_size": (
+        ints_from(1, TRAIN_SIZE - 1),
+        f"1 to {TRAIN_SIZE - 1:,} (MNIST has "
+        f"{TRAIN_SIZE:,} training images, and at least one must be left to train on)",
+    ),
+    "data.loader": one_of(*LOADERS),
+    "data.rotation": (numbers(0, float("inf")), "a number of degrees >= 0"),
+    "data.translate": (numbers(0, 1), "a fraction of the image's size in [0, 1)"),
+    "data.augment_epochs": (optional(ints_from(1)), "null or a positive integer"),
+    "data.num_workers": (ints_from(0), "an integer >= 0"),
+    "model.channels": (
+        is_channel_list,
+        "a non-empty list of positive integers, e.g. model.channels=[16,32]",
+    ),
+    "model.head": one_of(*HEADS),
+    "model.pool_every": POSITIVE,
+    "model.dropout": RATE,
+    "model.label_smoothing": (numbers(0, 1), "in [0, 1)"),
+    "model.compile_mode": one_of(*COMPILE_MODES),
+    "model.input_size": AT_LEAST_ONE,
+    # optimizer and scheduler options, where the chosen class has them
+    "model.optimizer.lr": (numbers(0, float("inf"), "()"), "a number > 0"),
+    "model.optimizer.momentum": (numbers(0, 1), "a number in [0, 1)"),
+    "model.optimizer.weight_decay": (numbers(0, float("inf")), "a number >= 0"),
+    "model.optimizer.betas": (
+        lambda value: (
+            isinstance(value, list) and len(value) == 2 and all(map(numbers(0, 1), value))
+        ),
+        "two numbers in [0, 1), e.g. [0.9,0.999]",
+    ),  # fmt: skip
+    "model.scheduler.max_lr": (numbers(0, float("inf"), "()"), "a number > 0"),
+    "model.scheduler.gamma": (numbers(0, float("inf"), "()"), "a number > 0"),
+    "model.scheduler.step_size": AT_LEAST_ONE,
+    "model.scheduler.pct_start": (numbers(0, 1, "()"), "a number in (0, 1)"),
+}
+
+
+def min_epochs(cfg: DictConfig) -> str | None:
+    low, high = cfg.trainer.get("min_epochs"), cfg.trainer.max_epochs
+    if low is not None and not ints_from(0, high)(low):
+        return (
+            f"trainer.min_epochs={low!r}: must be an integer from 0 to trainer.max_epochs ({high})"
+        )
+    return None
+
+
+def augment_epochs(cfg: DictConfig) -> str | None:
+    if cfg.data.augment_epochs is not None and cfg.data.loader != "fast":
+        return (f"data.augment_epochs={cfg.data.augment_epochs}: needs data.loader=fast (the "
+                "torchvision loader's transforms augment every epoch)")  # fmt: skip
+    return None
+
+
+def offline_dir(cfg: DictConfig) -> str | None:
+    folder = cfg.data.offline_dir
+    if folder and not Path(folder).is_dir():
+        return (f"data.offline_dir={folder}: no such folder; name the folder holding the four "
+                "MNIST .gz files (or leave it unset to download)")  # fmt: skip
+    return None
+
+
+def kernels(cfg: DictConfig) -> str | None:
+    sizes, count = cfg.model.kernels, len(cfg.model.channels)
+    fits = all(k >= 1 and k % 2 == 1 for k in sizes or ())
+    if sizes is not None and (len(sizes) != count or not fits):
+        return (f"model.kernels={list(sizes)}: must list one odd kernel size per model.channels "
+                f"entry ({count}), e.g. 3 for a 3x3 conv and 1 for a 1x1 transition")  # fmt: skip
+    return None
+
+
+def pools(cfg: DictConfig) -> str | None:
+    """Explicit pool places (after these convs, counted from 1): each a conv with two convs
+    after it (max-pooling never sits near the output), named once."""
+    places, count = cfg.model.pools, len(cfg.model.channels)
+    last = min(count, count + 1 - 2)
+    if places is not None and (len(set(places)) != len(places) or
+                               not all(1 <= i <= last for i in places)):  # fmt: skip
+        return (f"model.pools={list(places)}: must name distinct convs a pool may follow, 1 to "
+                f"{last} (two convs must come after a pool)")  # fmt: skip
+    return None
+
+
+def valid_tail(cfg: DictConfig) -> str | None:
+    model = cfg.model
+    n_3x3 = len(model.channels) + (model.head == "conv")
+    if not 0 <= model.valid_tail <= n_3x3:
+        return f"model.valid_tail={model.valid_tail}: must be between 0 and {n_3x3}"
+    return None
+
+
+CROSS_FIELD = (min_epochs, augment_epochs, offline_dir, kernels, pools, valid_tail)
+
+
+def check_rules(cfg: DictConfig) -> None:
+    """Each value of RANGES in its range, then the CROSS_FIELD rules; the first refused value
+    is a ConfigError."""
+    for key, (fits, allowed) in RANGES.items():
+        value = plain(OmegaConf.select(cfg, key, default="<absent>"))
+        if value != "<absent>" and not fits(value):
+            raise ConfigError(f"{key}={value!r}: must be {allowed}")
+    for rule in CROSS_FIELD:
+        if refused := rule(cfg):
+            raise ConfigError(refused)
+
+
+def plain(value: Any) -> Any:
+    """A config value as plain Python (lists, dicts), interpolations resolved."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
