@@ -141,7 +141,7 @@ REFUSED = [
     (["model.optimizer.weight_decay=-1"], "model.optimizer.weight_decay=-1: must be a number >= 0"),
     (["+model.optimizer.nesterov=often"],
      "model.optimizer.nesterov='often': must be true or false"),
-    (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of SGD (options: lr, momentum,"),
+    (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of SGD (options: lr,"),
     (["model.optimizer._target_=torch.optim.Nope"],
      "model.optimizer._target_=torch.optim.Nope: no such class"),
     (["+callbacks.model_checkpoint.nope=1"],
