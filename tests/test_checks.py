@@ -14,10 +14,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 import src.config.checks
 from src.config.build import hydra_error_line
-from src.config.checks import check_checkpoint, check_config, net_state_shapes
+from src.config.checks import LAYOUT, check_checkpoint, check_config
 from src.core.architecture import plan_layers
 from src.core.errors import ConfigError
+from src.core.model import Net
 from src.lit.module import MNISTClassifier
+from src.lit.runs import net_difference
 from src.speed.relaunch import check_no_relaunch
 from src.train import train
 
@@ -68,7 +70,7 @@ REFUSED = [
     (["+trainer.nope=1"], "trainer.nope: not an option of Trainer (options: accelerator,"),
     (["callbacks.nope=1"], "callbacks.nope: no such key (to add one: +callbacks.nope=...)"),
     (["model=nope"], "model=nope: no such option (available: default, tutorial)"),
-    (["model.channels=[16"], "model.channels=[16: does not parse ("),
+    (["model.channels=[16"], "model.channels=[16: does not parse as key=value (no viable"),
     # ranges and cross-field rules (src/config/rules.py)
     (["model.channels=[]"], "model.channels=[]: must be a non-empty list of positive integers"),
     (["model.channels=[16,-4]"], "model.channels=[16, -4]: must be a non-empty list of positive"),
@@ -302,15 +304,19 @@ def small_checkpoint(path: Path, model_cfg, **lightning) -> Path:
     return path
 
 
-def test_checkpoint_state_shapes_match_the_module(tmp_path: Path) -> None:
+def test_the_net_checked_on_the_meta_device_is_the_module_s(tmp_path: Path) -> None:
     for overrides in ([], ["model=tutorial", "model.channels=[4,8,8,8,8,8]"]):
         model_cfg = compose_train(["model.channels=[4,8]", *overrides], tmp_path).model
         options = {
             k: v for k, v in OmegaConf.to_container(model_cfg).items() if not k.startswith("_")
         }
-        real = MNISTClassifier(**options).state_dict()
-        expected = {k: list(v.shape) for k, v in real.items() if k.startswith("net.")}
-        assert net_state_shapes(options) == expected
+        with torch.device("meta"):
+            meta = Net(**{key: options[key] for key in LAYOUT if key in options})
+        assert net_difference(meta, MNISTClassifier(**options).state_dict()) is None
+    other = MNISTClassifier(**{**options, "channels": [8, 8, 8, 8, 8, 8]}).state_dict()
+    assert (
+        net_difference(meta, other) == "net.conv1.weight is [8, 1, 3, 3] there, [4, 1, 3, 3] here"
+    )
 
 
 def test_checkpoints(tmp_path: Path) -> None:
@@ -342,10 +348,7 @@ def test_checkpoints(tmp_path: Path) -> None:
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     message = refusal([f"ckpt_path={other}"], tmp_path)
-    assert message == (
-        f"ckpt_path={other}: not a checkpoint of this project (no state_dict and "
-        "pytorch-lightning_version)"
-    )
+    assert message == f"ckpt_path={other}: not a checkpoint of this project (no state_dict)"
 
     pickled = tmp_path / "pickled.ckpt"
     torch.save({"state_dict": {}, "object": Path("x")}, pickled)

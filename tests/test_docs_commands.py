@@ -54,8 +54,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.build import hydra_error_line, run_hydra_main
-from src.config.checks import check_config, check_writable, net_state_shapes, plain
+from src.config.build import hydra_error_line, instantiate, run_hydra_main
+from src.config.checks import check_config, check_writable
 from src.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,7 +318,7 @@ def default_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     not on this machine: check_config reads its state dict's shapes."""
     with hydra_context():
         model = compose(config_name="train.yaml").model
-    state = {name: torch.zeros(shape) for name, shape in net_state_shapes(plain(model)).items()}
+    state = instantiate(model, _convert_="all").state_dict()
     path = tmp_path_factory.mktemp("docs") / "last.ckpt"
     torch.save({"state_dict": state, "pytorch-lightning_version": lightning.__version__}, path)
     return path

@@ -4,6 +4,7 @@ not parse, a run folder that cannot be made) become one line and exit code 2 too
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
@@ -25,7 +26,7 @@ from hydra.errors import (
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from src.config.schema import refusal
 from src.core.errors import ConfigError, first_line
@@ -92,7 +93,8 @@ def hydra_error_line(err: Exception) -> str:
         options = ", ".join(name for name in err.options or () if name != "schema")
         return f"{group}={option}: no such option" + (f" (available: {options})" if options else "")
     if isinstance(err, OverrideParseException):
-        return f"{err.override}: does not parse ({first_line(err.message)})"
+        *_, reason, see = ["", *err.message.splitlines()]  # Hydra's last lines: why, and its docs
+        return f"{err.override}: does not parse as key=value ({reason}; {see.lower()})"
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     line = refusal(cause) if isinstance(cause, OmegaConfBaseException) else None
     return line or first_line(cause)
@@ -114,10 +116,11 @@ def one_line_errors() -> Iterator[None]:
         fail(hydra_error_line(err))
 
 
-def run_hydra_main(main: Callable[[], Any]) -> None:
+def run_hydra_main(main: Callable[[], Any], command: str | None = None) -> None:
     """Calls a @hydra.main function with Hydra's own errors as one line and exit code 2: an
-    unknown group, option or key, an override that does not parse, a run folder it cannot make.
-    Errors raised within the job keep their traceback."""
+    unknown group, option or key (for a hydra_command's `command`: an argument it does not
+    take), an override that does not parse, a run folder it cannot make. Errors raised within
+    the job keep their traceback."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises instead of printing its report
     try:
         main()
@@ -126,6 +129,9 @@ def run_hydra_main(main: Callable[[], Any]) -> None:
             raise
         if isinstance(err, ConfigError):
             fail(str(err))
+        unknown = err.__cause__ if isinstance(err, HydraException) else err
+        if command and isinstance(unknown, ConfigAttributeError | ConfigKeyError):
+            fail(not_an_argument(command, str(unknown.full_key)))
         if isinstance(err, (HydraException, OmegaConfBaseException)):
             fail(hydra_error_line(err))
         fail(f"{err.filename or 'the run folder'}: cannot be made ({err.strerror}); set "
@@ -159,7 +165,7 @@ def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictC
 
         app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
         app = app(task)
-        app.command = name
+        app.command, app.own_keys = name, own_keys
         return app
 
     return decorate
@@ -173,16 +179,23 @@ def check_arguments(name: str, cfg: DictConfig, config_name: str | None) -> None
         keys = " and ".join(f"{key}=" for key in missing)
         verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
         raise ConfigError(f"{keys} {verb} required (python -m {name} --help explains {them})")
-    if config_name is None:
-        return
-    file = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
-    own = [key for key in file if key not in ("defaults", "hydra")]
-    for key in cfg:
-        if key not in own:
-            raise ConfigError(
-                f"{key}={cfg[key]}: not an argument of {name} (arguments: "
-                f"{', '.join(f'{k}=' for k in own)}; --help explains them)"
-            )
+    unknown = [key for key in cfg if key not in arguments(name)]
+    if config_name is not None and unknown:
+        raise ConfigError(not_an_argument(name, unknown[0]))
+
+
+def arguments(name: str) -> list[str]:
+    """The `key=value` arguments of a hydra_command: its config file's keys."""
+    file = OmegaConf.load(CONF_DIR / f"{name.rpartition('.')[2]}.yaml")
+    return [key for key in file if key not in ("defaults", "hydra")]
+
+
+def not_an_argument(name: str, key: str) -> str:
+    listed = arguments(name)
+    close = difflib.get_close_matches(key, listed, n=1)
+    guess = f"; did you mean {close[0]}=?" if close else ""
+    return (f"{key}: not an argument of python -m {name}{guess} (arguments: "
+            f"{', '.join(f'{k}=' for k in listed)}; --help explains them)")  # fmt: skip
 
 
 def run_command(app: Callable[[], Any], argv: Sequence[str] | None = None) -> None:
@@ -194,14 +207,15 @@ def run_command(app: Callable[[], Any], argv: Sequence[str] | None = None) -> No
     if "-m" in args or "--multirun" in args:
         fail(f"-m: not an option of python -m {app.command} (Hydra's multirun is src.train's: "
              "call this command once for each value)")  # fmt: skip
+    command = app.command if app.own_keys else None
     if argv is None:
-        run_hydra_main(app)
+        run_hydra_main(app, command)
         return
     saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     saved_hydra = get_gh_backup()
     sys.argv = [saved_argv[0] if saved_argv else "", *argv]
     try:
-        run_hydra_main(app)
+        run_hydra_main(app, command)
     finally:
         sys.argv = saved_argv
         if saved_env is None:

@@ -13,7 +13,6 @@ import importlib
 import inspect
 import math
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from src.core.errors import ConfigError, first_line
 from src.core.model import Net
 from src.data.files import TEST_SIZE, TRAIN_SIZE
 from src.lit.module import build_optimization
+from src.lit.runs import net_difference, read_state
 
 GIB = 2**30
 # The model node's options that build the Net (the others are the module's own).
@@ -346,66 +346,18 @@ def check_writable(key: str, folder: str) -> None:
     raise ConfigError(f"{key}={folder}: cannot be written ({reason})")
 
 
-def net_state_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
-    """The shapes of the `net.` entries of the state dict of the MNISTClassifier the model node
-    builds, from a Net on the meta device: no memory is allocated, however wide the net."""
-    with torch.device("meta"):
-        net = Net(**{key: model[key] for key in LAYOUT if key in model})
-    return {f"net.{key}": list(value.shape) for key, value in net.state_dict().items()}
-
-
-def state_difference(here: dict[str, list[int]], there: dict[str, list[int]]) -> str | None:
-    """The first entry where a checkpoint's state dict (`there`) differs from the net's."""
-    for name, shape in here.items():
-        if name not in there:
-            return f"{name} is missing there, {shape} here"
-        if there[name] != shape:
-            return f"{name} is {there[name]} there, {shape} here"
-    for name in there:
-        if name not in here:
-            return f"{name} is there, not in this net"
-    return None
-
-
 def check_checkpoint(
     path: str | Path, model_cfg: Mapping[str, Any], key: str = "ckpt_path"
 ) -> None:
     """`path` is a Lightning checkpoint of this project whose weights fit the net `model_cfg`
-    (the model node) builds; read with weights_only=True, so nothing pickled is executed."""
-    where = f"{key}={path}"
-    if not Path(path).is_file():
-        raise ConfigError(f"{where}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
-        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            raise ConfigError(
-                f"{where}: not a checkpoint of this project (it holds pickled Python objects, "
-                "not only weights and plain values; left unread)"
-            ) from None
-        reason = "not written by torch.save, or cut short"
-        if isinstance(err, RuntimeError) and text:  # torch's own first sentence, no advice
-            reason = text.split(". ")[0][:120]
-        raise ConfigError(f"{where}: not a readable checkpoint ({reason})") from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or "pytorch-lightning_version" not in checkpoint:
-        raise ConfigError(
-            f"{where}: not a checkpoint of this project (no state_dict and "
-            "pytorch-lightning_version)"
-        )
-    here = net_state_shapes(plain(model_cfg))
-    # the net's weights only: metric states (val_acc_best) come and go between versions
-    there = {
-        name: list(getattr(value, "shape", []))
-        for name, value in state.items()
-        if name.startswith("net.")
-    }
-    detail = state_difference(here, there)
+    (the model node) builds, a Net on the meta device: no memory is allocated, however wide."""
+    with torch.device("meta"):
+        net = Net(**{name: model_cfg[name] for name in LAYOUT if name in model_cfg})
+    detail = net_difference(net, read_state(path, key))
     if detail:
         raise ConfigError(
-            f"{where}: a checkpoint of another net ({detail}); resume=<run dir> resumes a run "
-            "with its own config"
+            f"{key}={path}: a checkpoint of another net ({detail}); resume=<run dir> resumes a "
+            "run with its own config"
         )
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -166,26 +166,52 @@ def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:
     return path
 
 
-def load_weights(model: MNISTClassifier, path: Path) -> None:
-    """The checkpoint's weights into `model`, read with weights_only=True; a file that is not a
-    checkpoint of this project, or of another net, is a ConfigError."""
+def read_state(path: str | Path, key: str) -> dict[str, Any]:
+    """The state dict of the Lightning checkpoint of this project at `path` (given as `key`),
+    read with weights_only=True, so nothing pickled is executed; a ConfigError otherwise."""
+    where = f"{key}={path}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no such checkpoint file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
-        first = first_line(err)
-        raise ConfigError(f"ckpt={path}: not a readable checkpoint ({first[:120]})") from None
+    except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            reason = "it holds pickled Python objects, not only weights and plain values; unread"
+            raise ConfigError(f"{where}: not a checkpoint of this project ({reason})") from None
+        reason = "not written by torch.save, or cut short"
+        if isinstance(err, RuntimeError) and str(err).strip():  # torch's first sentence
+            reason = first_line(err).split(". ")[0][:120]
+        raise ConfigError(f"{where}: not a readable checkpoint ({reason})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise ConfigError(f"ckpt={path}: not a checkpoint of this project (no state_dict)")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        detail = next((line for line in lines[1:] if "size mismatch" in line), lines[-1])
+        raise ConfigError(f"{where}: not a checkpoint of this project (no state_dict)")
+    return state
+
+
+def net_difference(net: torch.nn.Module, state: dict[str, Any]) -> str | None:
+    """The first of the net's weights where a checkpoint's state dict differs from `net`
+    (the module's `net.` entries: metric states come and go between versions), or None."""
+    here = {f"net.{name}": list(value.shape) for name, value in net.state_dict().items()}
+    there = {name: list(getattr(v, "shape", [])) for name, v in state.items() if name[:4] == "net."}
+    for name, shape in here.items():
+        if name not in there:
+            return f"{name} is missing there, {shape} here"
+        if there[name] != shape:
+            return f"{name} is {there[name]} there, {shape} here"
+    extra = next((name for name in there if name not in here), None)
+    return f"{extra} is there, not in this net" if extra else None
+
+
+def load_weights(model: MNISTClassifier, path: Path) -> None:
+    """The checkpoint's weights into `model` (read_state); one of another net is refused."""
+    state = read_state(path, "ckpt")
+    detail = net_difference(model.net, state)
+    if detail:
+        channels = list(model.hparams["channels"])
         raise ConfigError(
-            f"ckpt={path}: does not fit the run's net "
-            f"(model.channels={list(model.hparams['channels'])}): {detail[:160]}"
-        ) from None
+            f"ckpt={path}: does not fit the run's net (model.channels={channels}): {detail}"
+        )
+    model.load_state_dict(state)
 
 
 def load_run(run_dir: str | Path, ckpt: str = "best") -> tuple[MNISTClassifier, DictConfig]:
