@@ -55,8 +55,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from src.config.build import hydra_error_line, instantiate, run_hydra_main
-from src.config.checks import check_config, check_writable
+from src.config.checks import check_config
 from src.core.errors import ConfigError
+from src.core.folders import cannot_make
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -379,11 +380,8 @@ def run_folder_refusal(cfg: DictConfig) -> str | None:
     """The line a single run prints when Hydra cannot make its run folder (before any check):
     src.config.build.run_hydra_main's, from the real mkdir, tried only where it cannot succeed."""
     run_dir = str(OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=True))
-    try:
-        check_writable("hydra.run.dir", run_dir)
+    if cannot_make(run_dir) is None:
         return None
-    except ConfigError:
-        pass
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit):
         run_hydra_main(lambda: Path(run_dir).mkdir(parents=True, exist_ok=True))

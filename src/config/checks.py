@@ -3,8 +3,8 @@ beyond what its types (src/config/schema.py) and ranges (src/config/rules.py) sa
 net's layout and a training batch fit, the optimizer and schedule as torch builds them, the
 trainer's limits against an epoch's batches, the callbacks, whether the folders can be written
 and whether `ckpt_path` is a checkpoint of the configured net. A refused value is one
-ConfigError line naming it and what is allowed. `check_checkpoint` is public on its own too:
-resuming a run calls it."""
+ConfigError line naming it and what is allowed: each check returns its refusal (None: fine),
+and check_config raises the first."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import importlib
 import inspect
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ import torch
 from omegaconf import DictConfig
 
 import src.lit.views
-from src.config.rules import check_rules, is_int, is_number, plain
+from src.config.rules import check_rules, is_int, plain
 from src.config.schema import DataConfig, ModelConfig, TrainerConfig, schema, typed
 from src.core.architecture import Layer, analyze, plan_layers, totals
 from src.core.errors import ConfigError, first_line
+from src.core.folders import cannot_make
 from src.core.model import Net
 from src.data.files import TEST_SIZE, TRAIN_SIZE
 from src.lit.module import build_optimization
@@ -48,149 +49,112 @@ LOGGED_METRICS = (
     "val/acc", "val/acc_best", "val/loss", "train/loss", "train/loss_epoch", "train/acc",
     "test/acc", "test/loss",
 )  # fmt: skip
-# Kernel file systems: os.access says root may write there, but no folder of ours can be made.
-PSEUDO_FILE_SYSTEMS = {
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "securityfs",
-    "tracefs", "configfs", "pstore", "bpf",
-}  # fmt: skip
 
 
-def check_accelerator(trainer: Mapping[str, Any]) -> None:
+def accelerator(trainer: Mapping[str, Any]) -> str | None:
     """A GPU asked for (trainer=gpu, trainer=ddp) where torch has none: Lightning refuses it
     only as the trainer is built, in words that name neither the option nor the way out."""
-    accelerator = trainer.get("accelerator", "auto")
+    name = trainer["accelerator"]
     usable = {"gpu": torch.cuda.is_available() or torch.backends.mps.is_available(),
               "cuda": torch.cuda.is_available()}  # fmt: skip
-    if not usable.get(accelerator, True):
-        raise ConfigError(
-            f"trainer.accelerator={accelerator!r}: torch finds no GPU on this machine; use "
-            "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)"
-        )
+    if not usable.get(name, True):
+        return (f"trainer.accelerator={name!r}: torch finds no GPU on this machine; use "
+                "trainer=cpu, or trainer.accelerator=auto (a GPU where there is one)")  # fmt: skip
+    return None
 
 
-def check_strategy(trainer: Mapping[str, Any]) -> None:
+def strategy(trainer: Mapping[str, Any]) -> str | None:
     """ddp_spawn's ranks are functions its parent process runs: a rank's stop reaches the parent
     only as a traceback's text. trainer=ddp starts them as processes that report themselves."""
-    strategy = str(trainer.get("strategy", "auto"))
-    if strategy.startswith(("ddp_spawn", "ddp_notebook", "ddp_fork")):
-        raise ConfigError(
-            f"trainer.strategy={strategy}: not supported (its ranks cannot report a stop); use "
-            "trainer=ddp (on the CPU: trainer.accelerator=cpu trainer.devices=2)"
-        )
+    name = str(trainer["strategy"])
+    if name.startswith(("ddp_spawn", "ddp_notebook", "ddp_fork")):
+        return (f"trainer.strategy={name}: not supported (its ranks cannot report a stop); use "
+                "trainer=ddp (on the CPU: trainer.accelerator=cpu trainer.devices=2)")  # fmt: skip
+    return None
 
 
-def check_devices(trainer: Mapping[str, Any]) -> None:
+def devices(trainer: Mapping[str, Any]) -> str | None:
     """On the CPU each device is a process: Lightning starts as many as asked, however many cores
     there are (64 on 2 cores run the machine out of memory). GPUs beyond those torch finds
     Lightning refuses itself, as the trainer is built (a one-line error there)."""
-    accelerator = trainer.get("accelerator", "auto")
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    name, count = trainer["accelerator"], trainer["devices"]
+    on_cpu = name == "cpu" or (name == "auto" and not torch.cuda.is_available())
     # the cores this process may use (a container's or a CPU set's), not the host's
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    devices, cores = plain(trainer.get("devices", 1)), cores or 1
-    if on_cpu and is_int(devices) and devices > cores:
-        raise ConfigError(
-            f"trainer.devices={devices}: more CPU processes than this machine's {cores} cores; "
-            f"at most {cores}"
-        )
+    cores = cores or 1
+    if on_cpu and is_int(count) and count > cores:
+        return (f"trainer.devices={count}: more CPU processes than this machine's {cores} "
+                f"cores; at most {cores}")  # fmt: skip
+    return None
 
 
-def check_monitors(callbacks: Mapping[str, Any] | None) -> None:
+def monitors(callbacks: Mapping[str, Any]) -> str | None:
     """A callback's `monitor` (model_checkpoint's, an early stop's) names a metric the module
     logs: Lightning finds out only at the first validation's end, a whole epoch later."""
-    for name, node in (callbacks or {}).items():
+    for name, node in callbacks.items():
         monitor = node.get("monitor") if isinstance(node, Mapping) else None
         if monitor is not None and monitor not in LOGGED_METRICS:
-            raise ConfigError(
-                f"callbacks.{name}.monitor={monitor}: not a logged metric (one of "
-                f"{', '.join(LOGGED_METRICS)}, or null)"
-            )
+            return (f"callbacks.{name}.monitor={monitor}: not a logged metric (one of "
+                    f"{', '.join(LOGGED_METRICS)}, or null)")  # fmt: skip
+    return None
 
 
-def check_trainer_batches(
-    trainer: Mapping[str, Any], loader: Mapping[str, Any], test: bool
-) -> None:
-    """The trainer options that Lightning checks only once fit has begun, with the data staged:
-    gradient accumulation, and the batch limits and the validation interval against an epoch's
-    batches in each process. Left to Lightning where it sets the limits itself (fast_dev_run,
-    overfit_batches) and with devices=-1 (counted as one process: the counts are then too
-    large, so nothing Lightning accepts is refused)."""
-    every_n_epochs = trainer.get("check_val_every_n_epoch", 1)
-    train_size, size = TRAIN_SIZE - loader["val_size"], loader["batch_size"]
-    if loader["drop_last"] and size > train_size:
-        raise ConfigError(
-            f"data.batch_size={size}: more than the {train_size} training images, and "
-            "data.drop_last=true leaves out the one shorter batch: no training at all"
-        )
-    if trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
-        return
-    processes = [trainer.get("devices", 1), trainer.get("num_nodes", 1)]
+def batches(trainer: Mapping[str, Any], data: Mapping[str, Any], test: bool) -> str | None:
+    """The trainer's batch limits and validation interval against an epoch's batches in each
+    process, which Lightning checks only once fit has begun, with the data staged. Left to
+    Lightning where it sets the limits itself (fast_dev_run, overfit_batches) and with
+    devices=-1 (counted as one process: the counts are then too large, so nothing Lightning
+    accepts is refused)."""
+    if trainer["fast_dev_run"] or trainer["overfit_batches"]:
+        return None
+    processes = [trainer["devices"], trainer["num_nodes"]]
     world = math.prod(n for n in processes if is_int(n) and n > 1)
 
-    def batches(images: int, batch_size: int, drop_last: bool = False) -> int:
+    def count(images: int, batch_size: int, drop_last: bool = False) -> int:
         share = math.ceil(images / world)  # a process's share, rounded up (lenient)
         return share // batch_size if drop_last else math.ceil(share / batch_size)
 
     counts = {
-        "train": batches(train_size, size, loader["drop_last"]),
-        "val": batches(loader["val_size"], loader["eval_batch_size"]),
-        "test": batches(TEST_SIZE, loader["eval_batch_size"]),
+        "train": count(TRAIN_SIZE - data["val_size"], data["batch_size"], data["drop_last"]),
+        "val": count(data["val_size"], data["eval_batch_size"]),
+        "test": count(TEST_SIZE, data["eval_batch_size"]),
     }
-    limited = {
-        split: batches_left(split, trainer.get(f"limit_{split}_batches"), count,
-                            used=split != "test" or test)
-        for split, count in counts.items()
-    }  # fmt: skip
-    interval = trainer.get("val_check_interval")
-    if isinstance(interval, float) and interval > 1 and interval.is_integer():
-        interval = int(interval)  # as Lightning takes it
-    if is_int(interval) and interval < 1:
-        raise ConfigError(
-            f"trainer.val_check_interval={interval}: must be a number of batches >= 1, or a "
-            "fraction of an epoch"
-        )
+    left = {}
+    for split, total in counts.items():
+        limit = whole(trainer[f"limit_{split}_batches"])
+        if limit is None or is_int(limit):
+            left[split] = total if limit is None else min(total, limit)
+            continue
+        left[split] = int(total * limit)  # a fraction
+        if left[split] == 0 and limit > 0 and (split != "test" or test):
+            return (f"trainer.limit_{split}_batches={limit}: less than one of the {total} "
+                    f"{split} batches; at least {least_fraction(total)}, or a whole number of "
+                    "batches")  # fmt: skip
+    interval = whole(trainer["val_check_interval"])
     # Lightning compares the interval with an epoch only where there is both training and
     # validation to run
-    if (
-        is_int(interval) and every_n_epochs is not None
-        and limited["train"] > 0 and limited["val"] > 0 and interval > limited["train"]
-    ):  # fmt: skip
-        raise ConfigError(
-            f"trainer.val_check_interval={interval}: more than an epoch's {limited['train']} "
-            "training batches (a process's, after trainer.limit_train_batches); at most "
-            "that, a fraction of an epoch, or with trainer.check_val_every_n_epoch=null a "
-            "count across epochs"
-        )
+    if (is_int(interval) and trainer["check_val_every_n_epoch"] is not None
+            and left["train"] > 0 and left["val"] > 0 and interval > left["train"]):  # fmt: skip
+        return (f"trainer.val_check_interval={interval}: more than an epoch's {left['train']} "
+                "training batches (a process's, after trainer.limit_train_batches); at most that, "
+                "a fraction of an epoch, or with trainer.check_val_every_n_epoch=null a count "
+                "across epochs")  # fmt: skip
+    return None
 
 
-def batches_left(split: str, limit: Any, count: int, used: bool) -> int:
-    """The batches of a split that its trainer.limit_<split>_batches leaves of `count`, as
-    Lightning reads it: a whole number of batches, or a fraction of them (null: all). A
-    fraction that leaves none of a split that is `used` is refused, naming the least that
-    leaves one (two significant digits, rounded up)."""
-    key = f"trainer.limit_{split}_batches"
-    if limit is None:
-        return count
-    if isinstance(limit, float) and limit > 1 and limit.is_integer():
-        limit = int(limit)
-    if is_int(limit) and limit >= 0:
-        return min(count, limit)
-    if not (is_number(limit) and 0 <= limit <= 1):
-        raise ConfigError(
-            f"{key}={limit!r}: must be a whole number of batches (>= 0) or a fraction of them "
-            "in [0, 1]"
-        )
-    left = int(count * limit)
-    if left == 0 and limit > 0 and used:
-        step = Decimal(1).scaleb((Decimal(1) / count).adjusted() - 1)
-        least = (Decimal(1) / count).quantize(step, rounding=ROUND_CEILING)
-        while int(count * float(least)) < 1:
-            least += step
-        raise ConfigError(
-            f"{key}={limit}: less than one of the {count} {split} batches; at least {least}, "
-            "or a whole number of batches"
-        )
-    return left
+def whole(value: Any) -> Any:
+    """A whole float above 1 as the int Lightning takes it for (batches, not a fraction)."""
+    return int(value) if isinstance(value, float) and value > 1 and value.is_integer() else value
+
+
+def least_fraction(count: int) -> Decimal:
+    """The least fraction of `count` batches that leaves one, two significant digits, rounded
+    up."""
+    step = Decimal(1).scaleb((Decimal(1) / count).adjusted() - 1)
+    least = (Decimal(1) / count).quantize(step, rounding=ROUND_CEILING)
+    while int(count * float(least)) < 1:
+        least += step
+    return least
 
 
 def training_bytes(specs: Sequence[Layer], input_size: int, batch_size: int) -> int:
@@ -215,47 +179,44 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(model: Mapping[str, Any], specs: Sequence[Layer], batch_size: int) -> None:
+def memory(model: Mapping[str, Any], specs: Sequence[Layer], batch_size: int) -> str | None:
     need, have = training_bytes(specs, model["input_size"], batch_size), available_memory()
     if need > have:
-        raise ConfigError(
-            f"model.channels={list(model['channels'])}: one training batch of {batch_size} needs "
-            f"about {need / GIB:,.1f} GiB (activations, gradients and parameters, from the "
-            f"arithmetic); this machine has {have / GIB:,.1f} GiB available: use fewer channels "
-            "or a smaller data.batch_size"
-        )
+        return (f"model.channels={list(model['channels'])}: one training batch of {batch_size} "
+                f"needs about {need / GIB:,.1f} GiB (activations, gradients and parameters, from "
+                f"the arithmetic); this machine has {have / GIB:,.1f} GiB available: use fewer "
+                "channels or a smaller data.batch_size")  # fmt: skip
+    return None
 
 
-def check_optimization_options(optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
+def optimization_options(model: Mapping[str, Any]) -> str | None:
     """Optimizer and scheduler options: each one the torch class takes, of its type (their
     ranges: src.config.rules)."""
-    for group, node in (("optimizer", optimizer), ("scheduler", scheduler)):
+    for group in ("optimizer", "scheduler"):
+        node = model[group]
         if not node:  # no schedule
             continue
         target = named_class(f"model.{group}", node.get("_target_"))
         if node.get("_partial_") is not True:
-            raise ConfigError(
-                f"model.{group}._partial_={node.get('_partial_')!r}: must be true (the module "
-                "hands the class its parameters or optimizer)"
-            )
+            return (f"model.{group}._partial_={node.get('_partial_')!r}: must be true (the module "
+                    "hands the class its parameters or optimizer)")  # fmt: skip
         given = "params" if group == "optimizer" else "optimizer"  # the module hands it
         typed(f"model.{group}", node, schema(target, given=[given], _partial_=True))
+    return None
 
 
-def check_optimization(
-    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], total_steps: int
-) -> None:
+def optimization(model: Mapping[str, Any], total_steps: int) -> str | None:
     """The optimizer and the schedule built on a dummy parameter, so that torch's own checks
     apply too, the schedule over `total_steps` (about the run's)."""
-    groups = (("optimizer", optimizer), ("scheduler", scheduler))
     dummy = [torch.zeros(1, requires_grad=True)]
     # The optimizer alone first, so that torch's refusal is put on the right group.
-    for group, node in groups:
+    for group in ("optimizer", "scheduler"):
+        scheduler = model["scheduler"] if group == "scheduler" else {}
         try:
-            build_optimization(dummy, optimizer, scheduler if group == "scheduler" else {},
-                               total_steps=total_steps)  # fmt: skip
+            build_optimization(dummy, model["optimizer"], scheduler, total_steps=total_steps)
         except (ValueError, TypeError, ZeroDivisionError) as err:
-            raise ConfigError(f"model.{group} ({node['_target_']}): {first_line(err)}") from None
+            return f"model.{group} ({model[group]['_target_']}): {first_line(err)}"
+    return None
 
 
 def named_class(key: str, target: Any) -> type:
@@ -271,20 +232,20 @@ def named_class(key: str, target: Any) -> type:
     return found
 
 
-def check_entries(group: str, entries: Mapping[str, Any] | None) -> None:
+def entries(cfg: DictConfig) -> str | None:
     """Each entry of a group of named objects (callbacks, logger) is a mapping or null."""
-    for name, entry in (entries or {}).items():
-        if entry is not None and not isinstance(entry, Mapping):
-            raise ConfigError(
-                f"{group}.{name}={entry!r}: must be a _target_ with its options, or null"
-            )
+    for group in ("callbacks", "logger"):
+        for name, entry in (plain(cfg.get(group)) or {}).items():
+            if entry is not None and not isinstance(entry, Mapping):
+                return f"{group}.{name}={entry!r}: must be a _target_ with its options, or null"
+    return None
 
 
-def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) -> None:
+def callbacks(nodes: Mapping[str, Any], layers: Sequence[str]) -> str | None:
     """Each callback's options: those its class takes, of their types (a class that takes
     **kwargs, any more), counts >= 1, and the activation layers (maps: the arithmetic's layers,
     not flatten or log_softmax) by name."""
-    for name, node in (callbacks or {}).items():
+    for name, node in nodes.items():
         if not node or "_target_" not in node:  # null: left out; no _target_: warned of
             continue
         cls = named_class(f"callbacks.{name}", node["_target_"])
@@ -295,55 +256,25 @@ def check_callbacks(callbacks: Mapping[str, Any] | None, layers: Sequence[str]) 
         fields = {field.name for field in dataclasses.fields(config)}
         given = {k: v for k, v in node.items() if k in fields or not takes_more}
         options = typed(f"callbacks.{name}", given, config)
-        counts = CALLBACK_COUNTS.get(cls.__name__, ())
-        uncounted = next(
-            (key for key in counts if not (is_int(options[key]) and options[key] >= 1)), None
-        )
+        for key in CALLBACK_COUNTS.get(cls.__name__, ()):
+            if not (is_int(options[key]) and options[key] >= 1):
+                return f"callbacks.{name}.{key}={options[key]!r}: must be an integer >= 1"
         unknown = [layer for layer in options.get("layers") or () if layer not in layers]
-        if uncounted:
-            raise ConfigError(
-                f"callbacks.{name}.{uncounted}={options[uncounted]!r}: must be an integer >= 1"
-            )
         if cls is src.lit.views.ActivationImages and unknown:
-            raise ConfigError(
-                f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net "
-                f"(layers: {', '.join(layers)})"
-            )
+            return (f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net (layers: "
+                    f"{', '.join(layers)})")  # fmt: skip
+    return None
 
 
-def file_system(path: Path) -> str:
-    """The type of the file system `path` lies on, from the mount table ('' if unknown)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return ""
-    target, best, kind = str(path.resolve()), "", ""
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):  # the deepest mount, the last one mounted
-            best, kind = point, fields[2]
-    return kind
-
-
-def check_writable(key: str, folder: str) -> None:
-    """`folder` exists as a writable folder or can be made: its nearest existing ancestor is a
-    writable folder. Nothing is created."""
-    existing = Path(folder).absolute()
-    while not os.path.exists(existing):
-        existing = existing.parent
-    if not existing.is_dir():
-        reason = f"{existing} is a file, not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        reason = f"{existing} is not writable"
-    elif (kind := file_system(existing)) in PSEUDO_FILE_SYSTEMS:
-        reason = f"{existing} is on the kernel's {kind} file system"
-    else:
-        return
-    raise ConfigError(f"{key}={folder}: cannot be written ({reason})")
+def folders(cfg: DictConfig, data: Mapping[str, Any]) -> str | None:
+    """The folders a run writes can be written or made (nothing is created)."""
+    named = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
+    if data["data_dir"] != cfg.paths.data_dir:
+        named.append(("data.data_dir", data["data_dir"]))
+    for key, folder in named:
+        if folder is not None and (reason := cannot_make(str(folder))):
+            return f"{key}={folder}: cannot be written ({reason})"
+    return None
 
 
 def check_checkpoint(
@@ -361,7 +292,7 @@ def check_checkpoint(
         )
 
 
-def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
+def graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> str | None:
     """`model.compile_mode=cuda-graphs` records the training step of one CUDA device, in one
     precision, and hands back each batch's gradients in buffers that the next batch's replay
     overwrites. Refused with it on CUDA: autocast (torch records no step under its cache), several
@@ -369,67 +300,69 @@ def check_graphs(model: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     accumulated over batches (the next replay would overwrite the sum). Elsewhere than on CUDA
     the net runs eagerly, so any trainer goes there: the CPU, Apple's mps, and `accelerator=gpu`
     or `auto` where torch finds no CUDA device."""
-    if not (model.get("compile") and model.get("compile_mode") == "cuda-graphs"):
-        return
+    if not (model["compile"] and model["compile_mode"] == "cuda-graphs"):
+        return None
     accelerator = trainer.get("accelerator", "auto")
     on_cuda = accelerator == "cuda" or (
         accelerator in ("gpu", "auto") and torch.cuda.is_available()
     )
     if not on_cuda:
-        return
+        return None
     why = "model.compile_mode=cuda-graphs records the step of"
     precision = str(trainer.get("precision", "32-true"))
     if not (precision.endswith("-true") or precision in ("32", "64")):
-        raise ConfigError(
+        return (
             f"trainer.precision={precision!r}: {why} one precision (32-true, bf16-true, ...); "
             "torch records none under mixed precision's autocast"
         )
-    devices = plain(trainer.get("devices", 1))
-    one_device = devices in (1, "1") or (isinstance(devices, list) and len(devices) == 1)
-    strategy, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
-    if not one_device or nodes != 1 or strategy not in ("auto", "single_device"):
-        raise ConfigError(
-            f"trainer.devices={devices!r}, trainer.num_nodes={nodes!r}, "
-            f"trainer.strategy={strategy!r}: {why} one device (trainer=gpu: devices 1, one node, "
+    count = trainer.get("devices", 1)
+    one_device = count in (1, "1") or (isinstance(count, list) and len(count) == 1)
+    name, nodes = str(trainer.get("strategy", "auto")), trainer.get("num_nodes", 1)
+    if not one_device or nodes != 1 or name not in ("auto", "single_device"):
+        return (
+            f"trainer.devices={count!r}, trainer.num_nodes={nodes!r}, "
+            f"trainer.strategy={name!r}: {why} one device (trainer=gpu: devices 1, one node, "
             "strategy auto)"
         )
     accumulate = trainer.get("accumulate_grad_batches", 1)
     if accumulate != 1:
-        raise ConfigError(
+        return (
             f"trainer.accumulate_grad_batches={accumulate!r}: {why} one batch: its gradients "
             "come back in buffers that the next batch overwrites, so they cannot add up over "
             "batches; use a larger data.batch_size instead"
         )
+    return None
 
 
 def check_config(cfg: DictConfig) -> None:
     """Every value of a composed training config, before any work; the first refused value is
     a ConfigError. Cheap, except for reading a checkpoint given as ckpt_path."""
+    refused = next((line for line in refusals(cfg) if line), None)
+    if refused:
+        raise ConfigError(refused)
+
+
+def refusals(cfg: DictConfig) -> Iterator[str | None]:
+    """Each check's refusal in turn (None: fine), each later one relying on those before."""
     data = typed("data", plain(cfg.data), DataConfig)
     model = typed("model", plain(cfg.model), ModelConfig)
     trainer = typed("trainer", plain(cfg.trainer), TrainerConfig)
-    check_optimization_options(model["optimizer"], model["scheduler"])
+    yield optimization_options(model)
     check_rules(cfg)
     specs = plan_layers(**{key: model[key] for key in LAYOUT if key in model})
-    check_memory(model, specs, data["batch_size"])  # before anything is built from the model
+    yield memory(model, specs, data["batch_size"])  # before anything is built from the model
     # the run's steps, about (trainer limits and devices aside)
     steps = math.ceil((TRAIN_SIZE - data["val_size"]) / data["batch_size"]) * trainer["max_epochs"]
-    check_optimization(model["optimizer"], model["scheduler"], total_steps=steps)
-    check_accelerator(trainer)
-    check_strategy(trainer)
-    check_devices(trainer)
-    check_trainer_batches(trainer, data, test=cfg.test)
-    check_graphs(model, trainer)
-    for group in ("callbacks", "logger"):
-        check_entries(group, plain(cfg.get(group)))
-    callbacks = plain(cfg.get("callbacks"))
-    check_callbacks(callbacks, [spec.name for spec in specs])
-    check_monitors(callbacks)
-    folders = [("paths.data_dir", cfg.paths.data_dir), ("paths.log_dir", cfg.paths.log_dir)]
-    if data["data_dir"] != cfg.paths.data_dir:
-        folders.append(("data.data_dir", data["data_dir"]))
-    for key, folder in folders:
-        if folder is not None:
-            check_writable(key, str(folder))
+    yield optimization(model, total_steps=steps)
+    yield accelerator(trainer)
+    yield strategy(trainer)
+    yield devices(trainer)
+    yield batches(trainer, data, test=cfg.test)
+    yield graphs(model, trainer)
+    yield entries(cfg)
+    nodes = plain(cfg.get("callbacks")) or {}
+    yield callbacks(nodes, [spec.name for spec in specs])
+    yield monitors(nodes)
+    yield folders(cfg, data)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path, model, key="resume" if cfg.get("resume") else "ckpt_path")

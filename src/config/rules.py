@@ -64,6 +64,17 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         optional(ints_from(1)),
         "an integer >= 1, or null (validation every val_check_interval batches across epochs)",
     ),
+    "trainer.val_check_interval": (
+        lambda value: not is_int(value) or value >= 1,
+        "a number of batches >= 1, or a fraction of an epoch",
+    ),
+    **{
+        f"trainer.limit_{split}_batches": (
+            optional(lambda v: is_number(v) and v >= 0 and (is_int(v) or v <= 1 or v.is_integer())),
+            "a whole number of batches (>= 0) or a fraction of them in [0, 1]",
+        )
+        for split in ("train", "val", "test")
+    },
     "data.batch_size": POSITIVE,
     "data.eval_batch_size": POSITIVE,
     "data.val_size": (
@@ -112,6 +123,14 @@ def min_epochs(cfg: DictConfig) -> str | None:
     return None
 
 
+def whole_batches(cfg: DictConfig) -> str | None:
+    size, train_size = cfg.data.batch_size, TRAIN_SIZE - cfg.data.val_size
+    if cfg.data.drop_last and size > train_size:
+        return (f"data.batch_size={size}: more than the {train_size} training images, and "
+                "data.drop_last=true leaves out the one shorter batch")  # fmt: skip
+    return None
+
+
 def augment_epochs(cfg: DictConfig) -> str | None:
     if cfg.data.augment_epochs is not None and cfg.data.loader != "fast":
         return (f"data.augment_epochs={cfg.data.augment_epochs}: needs data.loader=fast (the "
@@ -156,7 +175,7 @@ def valid_tail(cfg: DictConfig) -> str | None:
     return None
 
 
-CROSS_FIELD = (min_epochs, augment_epochs, offline_dir, kernels, pools, valid_tail)
+CROSS_FIELD = (min_epochs, whole_batches, augment_epochs, offline_dir, kernels, pools, valid_tail)
 
 
 def check_rules(cfg: DictConfig) -> None:

@@ -10,7 +10,6 @@ pickled is executed), and the net's predictions. Shared by `src.eval`, `src.pred
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from src.config.build import instantiate
 from src.core.errors import ConfigError, first_line
+from src.core.folders import cannot_make, unwritable
 from src.data.datamodule import MNIST_MEAN, MNIST_STD
 from src.lit.module import MNISTClassifier
 
@@ -255,18 +255,11 @@ def check_output(key: str, value: str, target: Path, *, folder: bool, allowed: s
     """Before any work: that the command can write `target`, the folder (`folder`) or the file
     that `key=value` has it write (out=, or the run folder's own eval/, predictions/,
     model.onnx); else a ConfigError `key=value: what is wrong; <allowed>`."""
-    # here: src.config.checks imports all the callbacks, which the Python API does not need
-    from src.config.checks import PSEUDO_FILE_SYSTEMS, check_writable, file_system
-
     if target.exists() and target.is_dir() != folder:
         kind = "a file, not a folder" if folder else "a folder, not a file"
         raise ConfigError(f"{key}={value}: {target} is {kind}; {allowed}")
-    try:
-        if folder or not target.exists():  # the folder named, or the file's nearest existing one
-            check_writable(key, value)
-        if target.exists() and (not folder or target != Path(value)):  # inside it, written over
-            mode = os.W_OK | (os.X_OK if folder else 0)
-            if not os.access(target, mode) or file_system(target) in PSEUDO_FILE_SYSTEMS:
-                raise ConfigError(f"{key}={value}: cannot be written ({target} is not writable)")
-    except ConfigError as err:
-        raise ConfigError(f"{err}; {allowed}") from None
+    reason = cannot_make(value) if folder or not target.exists() else None
+    if reason is None and target.exists() and (not folder or target != Path(value)):
+        reason = unwritable(target, folder)  # inside the folder named, written over
+    if reason:
+        raise ConfigError(f"{key}={value}: cannot be written ({reason}); {allowed}")
