@@ -20,7 +20,6 @@ from rich.table import Table
 
 from src.config.build import hydra_command, instantiate, run_command
 from src.core.drawing import confusion_figure, mistakes_figure, order_mistakes
-from src.core.errors import ConfigError
 from src.data.datamodule import denormalize
 from src.lit.console import console
 from src.lit.module import tally
@@ -36,8 +35,6 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
     """Accuracy, per-digit accuracy, confusion matrix and the surest mistakes of a run's
     checkpoint on a split, computed batch by batch as the run's own test was. The folder the
     results go to (output_folder) is checked first: a refusal is a ConfigError."""
-    if split not in SPLITS:
-        raise ConfigError(f"split={split}: must be one of {', '.join(SPLITS)}")
     model, cfg = load_run(run_dir, ckpt)
     out = output_folder(run_dir, split)
     check_output(
@@ -118,7 +115,7 @@ def print_report(result: dict[str, Any]) -> None:
     out.print(confusion)
 
 
-@hydra_command("src.eval")
+@hydra_command("src.eval", choices={"split": SPLITS})
 def app(cfg: DictConfig) -> None:
     run, split = str(cfg.run), str(cfg.split)
     result = evaluate(run, str(cfg.ckpt), split)

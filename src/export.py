@@ -76,11 +76,9 @@ def output_file(run: str, out: str) -> Path:
     return Path(run) / "model.onnx"
 
 
-@hydra_command("src.export")
+@hydra_command("src.export", choices={"format": FORMATS})
 def app(cfg: DictConfig) -> None:
-    run, out_arg, form = str(cfg.run), str(cfg.out or ""), str(cfg.format)
-    if form not in FORMATS:
-        raise ConfigError(f"format={form}: must be one of {', '.join(FORMATS)}")
+    run, out_arg = str(cfg.run), str(cfg.out or "")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -144,15 +144,17 @@ def raised_in_job(err: BaseException) -> bool:
     return any(Path(frame.filename).resolve().is_relative_to(SRC_DIR) for frame in frames)
 
 
-def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictConfig], Any]], Any]:
+def hydra_command(
+    name: str, own_keys: bool = True, choices: Mapping[str, Sequence[str]] | None = None
+) -> Callable[[Callable[[DictConfig], Any]], Any]:
     """@hydra.main for the commands beside src.train (`src.eval`, `src.predict`, `src.export`,
     `src.inspect`), with the start-up they share. `name` is the command (`src.eval`); its config
     is conf/<eval>.yaml, whose keys are its `key=value` arguments and whose hydra part writes
     nothing (no run folder, no .hydra/, no log file) and holds the `--help` text. The job then
-    starts with a quiet console (quiet_framework); a required argument (`???`) left out, or
-    (`own_keys`) a key added with `+key=value` that is not one of the config file's, is
-    refused, and so is any value the job refuses (a ConfigError, OmegaConf's errors): one line,
-    exit code 2. Start it with run_command."""
+    starts with a quiet console (quiet_framework); a required argument (`???`) left out, a key
+    added with `+key=value` that is not one of the config file's (`own_keys`), a value not
+    among its `choices`, and any value the job refuses (a ConfigError, OmegaConf's errors) is
+    one line, exit code 2. Start it with run_command."""
     config_name = name.rpartition(".")[2]
 
     def decorate(job: Callable[[DictConfig], Any]) -> Any:
@@ -160,7 +162,7 @@ def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictC
         def task(cfg: DictConfig) -> Any:
             quiet_framework()
             with one_line_errors():
-                check_arguments(name, cfg, config_name if own_keys else None)
+                check_arguments(name, cfg, config_name if own_keys else None, choices or {})
                 return job(cfg)
 
         app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
@@ -171,9 +173,12 @@ def hydra_command(name: str, own_keys: bool = True) -> Callable[[Callable[[DictC
     return decorate
 
 
-def check_arguments(name: str, cfg: DictConfig, config_name: str | None) -> None:
+def check_arguments(
+    name: str, cfg: DictConfig, config_name: str | None, choices: Mapping[str, Sequence[str]]
+) -> None:
     """Every required argument of the command given (OmegaConf's missing values, `???`), all
-    those left out named in one ConfigError; with `config_name`, no key but its file's."""
+    those left out named in one ConfigError; with `config_name`, no key but its file's; each
+    argument with `choices` one of them."""
     missing = [key for key in cfg if OmegaConf.is_missing(cfg, key)]
     if missing:
         keys = " and ".join(f"{key}=" for key in missing)
@@ -182,6 +187,9 @@ def check_arguments(name: str, cfg: DictConfig, config_name: str | None) -> None
     unknown = [key for key in cfg if key not in arguments(name)]
     if config_name is not None and unknown:
         raise ConfigError(not_an_argument(name, unknown[0]))
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            raise ConfigError(f"{key}={cfg[key]}: must be one of {', '.join(allowed)}")
 
 
 def arguments(name: str) -> list[str]:

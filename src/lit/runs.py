@@ -82,28 +82,27 @@ def rename_moved_targets(node: DictConfig) -> None:
 def run_config(run_dir: str | Path, key: str = "run") -> DictConfig:
     """The config the run was started with (`.hydra/config.yaml`), its output folder set to
     the run directory; a ConfigError names what is missing (as `<key>=<run_dir>`)."""
-    run = Path(run_dir)
+    run, saved, reason = Path(run_dir), Path(run_dir) / ".hydra" / "config.yaml", None
     if not run.is_dir():
-        raise ConfigError(f"{key}={run_dir}: no such run directory")
-    saved = run / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise ConfigError(
-            f"{key}={run_dir}: no .hydra/config.yaml; name the directory of a training run "
-            "(logs/train/runs/<run>, or a sweep job's logs/train/multiruns/<sweep>/<job>)"
-        )
-    try:
-        cfg = OmegaConf.load(saved)
-        rename_moved_targets(cfg)
-        target_named_optimization(cfg.model)
-        for group, target in TARGETS.items():
-            if cfg[group].get("_target_") != target:
-                raise ConfigError(
-                    f"{key}={run_dir}: {group}._target_ is not {target}: not a run of this project"
+        reason = "no such run directory"
+    elif not saved.is_file():
+        reason = ("no .hydra/config.yaml; name the directory of a training run (logs/train/runs/"
+                  "<run>, or a sweep job's logs/train/multiruns/<sweep>/<job>)")  # fmt: skip
+    else:
+        try:
+            cfg = OmegaConf.load(saved)
+            rename_moved_targets(cfg)
+            target_named_optimization(cfg.model)
+            wrong = [group for group, target in TARGETS.items()
+                     if cfg[group].get("_target_") != target]  # fmt: skip
+            if wrong:
+                reason = (
+                    f"{wrong[0]}._target_ is not {TARGETS[wrong[0]]}: not a run of this project"
                 )
-    except ConfigError:
-        raise
-    except Exception as err:  # YAML or OmegaConf errors of a damaged file
-        raise ConfigError(f"{key}={run_dir}: .hydra/config.yaml unreadable ({err})") from None
+        except Exception as err:  # YAML or OmegaConf errors of a damaged file
+            reason = f".hydra/config.yaml unreadable ({err})"
+    if reason:
+        raise ConfigError(f"{key}={run_dir}: {reason}")
     cfg.paths.output_dir = str(run)  # was ${hydra:runtime.output_dir}
     # paths relative to where the run was started, not to where this command is
     hydra_file = run / ".hydra" / "hydra.yaml"
@@ -121,25 +120,27 @@ def run_status(run_dir: Path) -> str | None:
         return None
 
 
+# The runs that resume= does not go on with, by the status in their result.json.
+RESUME_REFUSED = {
+    "ok": "the run finished (result.json says ok)",
+    "diverged": "the run diverged, and would again (it goes on exactly); start a new run with "
+    "a lower model.optimizer.lr",
+}
+
+
 def resume_config(run_dir: str | Path) -> tuple[DictConfig, list[str]]:
     """(config, overrides) to go on with a stopped run: its own config, set to continue from its
     last.ckpt in its own directory, and the overrides it was started with."""
     run = Path(run_dir)
     cfg = run_config(run, key="resume")
     last = run / "checkpoints" / "last.ckpt"
+    reason = RESUME_REFUSED.get(run_status(run))
     if not last.is_file():
-        raise ConfigError(
-            f"resume={run_dir}: no checkpoints/last.ckpt (the run stopped before its first epoch "
-            "ended): start it again"
+        reason = (
+            "no checkpoints/last.ckpt (the run stopped before its first epoch ended): start again"
         )
-    status = run_status(run)
-    if status == "ok":
-        raise ConfigError(f"resume={run_dir}: the run finished (result.json says ok)")
-    if status == "diverged":
-        raise ConfigError(
-            f"resume={run_dir}: the run diverged, and would again (it goes on exactly); start a "
-            "new run with a lower model.optimizer.lr"
-        )
+    if reason:
+        raise ConfigError(f"resume={run_dir}: {reason}")
     cfg.ckpt_path, cfg.resume = str(last), str(run)
     overrides = run / ".hydra" / "overrides.yaml"
     typed = OmegaConf.to_container(OmegaConf.load(overrides)) if overrides.is_file() else []
@@ -169,23 +170,30 @@ def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:
 def read_state(path: str | Path, key: str) -> dict[str, Any]:
     """The state dict of the Lightning checkpoint of this project at `path` (given as `key`),
     read with weights_only=True, so nothing pickled is executed; a ConfigError otherwise."""
-    where = f"{key}={path}"
+    reason, state = None, None
     if not Path(path).is_file():
-        raise ConfigError(f"{where}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            reason = "it holds pickled Python objects, not only weights and plain values; unread"
-            raise ConfigError(f"{where}: not a checkpoint of this project ({reason})") from None
-        reason = "not written by torch.save, or cut short"
-        if isinstance(err, RuntimeError) and str(err).strip():  # torch's first sentence
-            reason = first_line(err).split(". ")[0][:120]
-        raise ConfigError(f"{where}: not a readable checkpoint ({reason})") from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ConfigError(f"{where}: not a checkpoint of this project (no state_dict)")
+        reason = "no such checkpoint file"
+    else:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+            if not isinstance(state, dict):
+                reason = "not a checkpoint of this project (no state_dict)"
+        except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
+            reason = unreadable(err)
+    if reason:
+        raise ConfigError(f"{key}={path}: {reason}")
     return state
+
+
+def unreadable(err: Exception) -> str:
+    """Why torch.load could not read a checkpoint, in a refusal's words."""
+    if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+        return ("not a checkpoint of this project (it holds pickled Python objects, not only "
+                "weights and plain values; unread)")  # fmt: skip
+    if isinstance(err, RuntimeError) and str(err).strip():  # torch's first sentence, no advice
+        return f"not a readable checkpoint ({first_line(err).split('. ')[0][:120]})"
+    return "not a readable checkpoint (not written by torch.save, or cut short)"
 
 
 def net_difference(net: torch.nn.Module, state: dict[str, Any]) -> str | None:
@@ -257,9 +265,11 @@ def check_output(key: str, value: str, target: Path, *, folder: bool, allowed: s
     model.onnx); else a ConfigError `key=value: what is wrong; <allowed>`."""
     if target.exists() and target.is_dir() != folder:
         kind = "a file, not a folder" if folder else "a folder, not a file"
-        raise ConfigError(f"{key}={value}: {target} is {kind}; {allowed}")
-    reason = cannot_make(value) if folder or not target.exists() else None
-    if reason is None and target.exists() and (not folder or target != Path(value)):
-        reason = unwritable(target, folder)  # inside the folder named, written over
-    if reason:
-        raise ConfigError(f"{key}={value}: cannot be written ({reason}); {allowed}")
+        problem = f"{target} is {kind}"
+    else:
+        reason = cannot_make(value) if folder or not target.exists() else None
+        if reason is None and target.exists() and (not folder or target != Path(value)):
+            reason = unwritable(target, folder)  # inside the folder named, written over
+        problem = reason and f"cannot be written ({reason})"
+    if problem:
+        raise ConfigError(f"{key}={value}: {problem}; {allowed}")
