@@ -37,13 +37,8 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
     results go to (output_folder) is checked first: a refusal is a ConfigError."""
     model, cfg = load_run(run_dir, ckpt)
     out = output_folder(run_dir, split)
-    check_output(
-        "run",
-        str(run_dir),
-        out,
-        folder=True,
-        allowed=f"eval writes {out.name}/ into the run folder: copy the run where you can write",
-    )
+    allowed = f"eval writes {out.name}/ into the run folder: copy the run where you can write"
+    check_output("run", str(run_dir), out, folder=True, allowed=allowed)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()

@@ -58,21 +58,11 @@ def check_onnx(model: torch.nn.Module, path: Path, images: torch.Tensor) -> floa
 def output_file(run: str, out: str) -> Path:
     """`out`, checked; by default <run>/model.onnx."""
     if out:
-        check_output(
-            "out",
-            out,
-            Path(out),
-            folder=False,
-            allowed="out= names the file to write, e.g. out=<folder>/model.onnx",
-        )
+        allowed = "out= names the file to write, e.g. out=<folder>/model.onnx"
+        check_output("out", out, Path(out), folder=False, allowed=allowed)
         return Path(out)
-    check_output(
-        "run",
-        run,
-        Path(run) / "model.onnx",
-        folder=False,
-        allowed="the model goes into the run folder: give out=<file> elsewhere",
-    )
+    allowed = "the model goes into the run folder: give out=<file> elsewhere"
+    check_output("run", run, Path(run) / "model.onnx", folder=False, allowed=allowed)
     return Path(run) / "model.onnx"
 
 

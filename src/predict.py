@@ -51,22 +51,12 @@ def find_images(pattern: str) -> list[Path]:
 def output_folder(run: str, out: str) -> Path:
     """`out`, checked; by default a new <run>/predictions/<date>_<time>_<microseconds>/."""
     if out:
-        check_output(
-            "out",
-            out,
-            Path(out),
-            folder=True,
-            allowed="out= names a folder to write into (made if missing)",
-        )
+        allowed = "out= names a folder to write into (made if missing)"
+        check_output("out", out, Path(out), folder=True, allowed=allowed)
         return Path(out)
     predictions = Path(run) / "predictions"
-    check_output(
-        "run",
-        run,
-        predictions,
-        folder=True,
-        allowed="predictions go into the run folder's predictions/: give out=<folder> elsewhere",
-    )
+    allowed = "predictions go into the run folder's predictions/: give out=<folder> elsewhere"
+    check_output("run", run, predictions, folder=True, allowed=allowed)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")  # as run folders: never shared
     return predictions / stamp
 

@@ -14,7 +14,7 @@ from src.core.model import Net, mass_side
 from src.lit.module import MNISTClassifier, build_optimization
 from src.train import train
 
-from .helpers import SGD, TINY, TUTORIAL_CONV_PARAMS, compose_train
+from .helpers import NO_VIEWS, SGD, TINY, TUTORIAL_CONV_PARAMS, compose_train, tiny_cfg
 
 
 def param_count(module: torch.nn.Module) -> int:
@@ -247,3 +247,14 @@ def test_one_cycle_with_a_warm_up_of_one_step_runs_its_schedule(
         last + (0.1 - last) * (1 + math.cos(math.pi * k / (steps - 1))) / 2 for k in range(steps)
     ]
     assert lrs[1:] == pytest.approx(down[1:])
+
+
+def test_a_plateau_schedule_steps_on_the_validation_loss(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    plateau = ["model/scheduler=none", "+model.scheduler._partial_=true",
+               "+model.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
+               "+model.scheduler.patience=0", "trainer.max_epochs=2", "test=false"]  # fmt: skip
+    cfg = tiny_cfg(tiny_data_dir, tmp_path, *NO_VIEWS, *plateau)
+    result = train(cfg)
+    assert result["epochs"] == 2 and math.isfinite(result["metrics"]["val/loss"])

@@ -269,5 +269,10 @@ class MNISTClassifier(L.LightningModule):
             return {"optimizer": optimizer}
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval(scheduler)},
+            # monitor: what a ReduceLROnPlateau schedule steps on (the others ignore it)
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": interval(scheduler),
+                "monitor": "val/loss",
+            },
         }
