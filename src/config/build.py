@@ -180,16 +180,20 @@ def check_arguments(
     those left out named in one ConfigError; with `config_name`, no key but its file's; each
     argument with `choices` one of them."""
     missing = [key for key in cfg if OmegaConf.is_missing(cfg, key)]
+    unknown = [key for key in cfg if key not in arguments(name)] if config_name else []
+    wrong = [
+        key for key, allowed in choices.items() if key not in missing and cfg[key] not in allowed
+    ]
     if missing:
-        keys = " and ".join(f"{key}=" for key in missing)
         verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
-        raise ConfigError(f"{keys} {verb} required (python -m {name} --help explains {them})")
-    unknown = [key for key in cfg if key not in arguments(name)]
-    if config_name is not None and unknown:
-        raise ConfigError(not_an_argument(name, unknown[0]))
-    for key, allowed in choices.items():
-        if cfg[key] not in allowed:
-            raise ConfigError(f"{key}={cfg[key]}: must be one of {', '.join(allowed)}")
+        refused = (f"{' and '.join(f'{key}=' for key in missing)} {verb} required "
+                   f"(python -m {name} --help explains {them})")  # fmt: skip
+    elif unknown:
+        refused = not_an_argument(name, unknown[0])
+    elif wrong:
+        refused = f"{wrong[0]}={cfg[wrong[0]]}: must be one of {', '.join(choices[wrong[0]])}"
+    if missing or unknown or wrong:
+        raise ConfigError(refused)
 
 
 def arguments(name: str) -> list[str]:

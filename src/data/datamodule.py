@@ -236,14 +236,11 @@ class MNISTDataModule(L.LightningDataModule):
         try:
             return MNIST(self.data_dir, train=train, transform=transform)
         except (RuntimeError, ValueError, AssertionError, OSError) as err:
+            unread = (f"could not read MNIST from {self.raw_dir} ({err}); delete that folder and "
+                      "rerun to lay it out again")  # fmt: skip
             if not self.raw_dir.is_dir():  # read before prepare_data staged anything
-                raise ConfigError(
-                    f"no MNIST files in {self.raw_dir}: prepare_data() stages them first"
-                ) from None
-            raise ConfigError(
-                f"could not read MNIST from {self.raw_dir} ({err}); delete that folder and "
-                "rerun to lay it out again"
-            ) from None
+                unread = f"no MNIST files in {self.raw_dir}: prepare_data() stages them first"
+            raise ConfigError(unread) from None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
