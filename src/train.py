@@ -27,6 +27,7 @@ from src.config.build import (
     hydra_error_line,
     instantiate,
     instantiate_entries,
+    remove_refused_run_dir,
     run_hydra_main,
 )
 from src.config.checks import check_config
@@ -109,12 +110,6 @@ def train(
         "fit_time_s": round(fit_time, 3),
         "metrics": metrics,
     }
-
-
-def remove_refused_run_dir(output_dir: Path) -> None:
-    """Removes the folder Hydra made for a refused run if it holds only what Hydra wrote."""
-    if {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(output_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")

@@ -198,12 +198,12 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
 def test_refused_values_are_one_line_before_any_work(
     capsys, tmp_path: Path, override: str, message: str
 ) -> None:
-    run, data = tmp_path / "run", tmp_path / "data"
-    code, err = cli(capsys, *override.split(), f"hydra.run.dir={run}", f"paths.data_dir={data}")
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    code, err = cli(capsys, f"paths.log_dir={logs}", f"paths.data_dir={data}", *override.split())
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: ") and message in lines[0], err
-    assert not data.exists() and not run.exists()  # nothing staged, no run directory left
+    assert not data.exists() and not logs.exists()  # nothing staged, no folder of a run left
 
 
 @pytest.mark.parametrize("damage", ["truncated", "another net", "not a checkpoint"])

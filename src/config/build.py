@@ -8,6 +8,7 @@ import difflib
 import functools
 import logging
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
+from hydra.experimental.callback import Callback
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
@@ -48,6 +50,32 @@ OmegaConf.register_new_resolver(
     lambda resume, then, otherwise: then if is_run_dir(resume) else otherwise,
     replace=True,
 )
+
+
+class RunFolderParent(Callback):
+    """Notes, before Hydra makes a single run's folder (and any folder above it), the nearest of
+    its ancestors that exists already: a refused run removes all that Hydra made for it."""
+
+    existing: Path | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.hydra.run.dir)).absolute()
+        while not folder.exists():
+            folder = folder.parent
+        RunFolderParent.existing = folder
+
+
+def remove_refused_run_dir(output_dir: Path) -> None:
+    """Removes the folder Hydra made for a refused run if it holds only what Hydra wrote, and
+    the empty folders above it that Hydra made too."""
+    if {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(output_dir)
+    for parent in output_dir.absolute().parents:
+        if RunFolderParent.existing is None or parent == RunFolderParent.existing:
+            break
+        if any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def instantiate_entries(cfg: DictConfig, group: str) -> list[Any]:
