@@ -42,7 +42,7 @@ def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str,
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
-    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    loader = {"test": datamodule.test_dataloader, "val": datamodule.val_dataloader}[split]()
     confusion = torch.zeros(10, 10, dtype=torch.long)
     parts = []
     for images, labels in loader:

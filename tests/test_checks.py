@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 import src.config.checks
@@ -49,6 +49,9 @@ PRESETS = [
     ["+trainer.limit_val_batches=0", "+trainer.val_check_interval=1000"],
     ["+trainer.limit_val_batches=null", "+trainer.limit_train_batches=10.0"],  # all; 10
     ["test=false", "+trainer.limit_test_batches=0.01"],  # no test to limit
+    # Hydra's own keys beside the options: not options of the class
+    ["+model.optimizer._convert_=all", "+callbacks.lr_monitor._args_=[]",
+     "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"],
 ]  # fmt: skip
 
 # (overrides, what the one-line message must hold)
@@ -70,15 +73,16 @@ REFUSED = [
     (["+trainer.nope=1"], "trainer.nope: not an option of Trainer (options: accelerator,"),
     (["callbacks.nope=1"], "callbacks.nope: no such key (to add one: +callbacks.nope=...)"),
     (["model=nope"], "model=nope: no such option (available: default, tutorial)"),
+    (["model.dropout=${nope}"], "model.dropout: Interpolation key 'nope' not found"),
     (["model.channels=[16"], "model.channels=[16: does not parse as key=value (no viable"),
     # ranges and cross-field rules (src/config/rules.py)
     (["model.channels=[]"], "model.channels=[]: must be a non-empty list of positive integers"),
     (["model.channels=[16,-4]"], "model.channels=[16, -4]: must be a non-empty list of positive"),
     (["model.head=fc"], "model.head='fc': must be one of gap, conv"),
-    (["model.pool_every=0"], "model.pool_every=0: must be a positive integer"),
+    (["model.pool_every=0"], "model.pool_every=0: must be an integer >= 1"),
     (["model.valid_tail=12"], "model.valid_tail=12: must be between 0 and 6"),
     (["model.dropout=1.5"], "model.dropout=1.5: must be a rate in [0, 1)"),
-    (["model.label_smoothing=1"], "model.label_smoothing=1.0: must be in [0, 1)"),
+    (["model.label_smoothing=1"], "model.label_smoothing=1.0: must be a rate in [0, 1)"),
     (["model.kernels=[3,1]"], "model.kernels=[3, 1]: must list one odd kernel size per model."),
     (["model.kernels=[3,3,2,3,3,3]"], "model.kernels=[3, 3, 2, 3, 3, 3]: must list one odd"),
     (["model.pools=[6]"], "model.pools=[6]: must name distinct convs a pool may follow, 1 to 5"),
@@ -89,7 +93,7 @@ REFUSED = [
     (["model.channels=[8,8]", "model.head=conv"], "model.head=conv needs a 1x1 map"),
     (["data.val_size=-5"], "data.val_size=-5: must be 1 to 59,999 (MNIST has 60,000"),
     (["data.val_size=60000"], "data.val_size=60000: must be 1 to 59,999 (MNIST has 60,000"),
-    (["data.eval_batch_size=0"], "data.eval_batch_size=0: must be a positive integer"),
+    (["data.eval_batch_size=0"], "data.eval_batch_size=0: must be an integer >= 1"),
     (["data.loader=turbo"], "data.loader='turbo': must be one of fast, torchvision"),
     (["data.rotation=-5"], "data.rotation=-5.0: must be a number of degrees >= 0"),
     (["data.translate=1"], "data.translate=1.0: must be a fraction of the image's size in [0, 1)"),
@@ -101,7 +105,7 @@ REFUSED = [
     (["data.batch_size=1.5"], "data.batch_size=1.5: must be an integer"),
     (["data.rotation=abc"], "data.rotation='abc': must be a number"),
     (["data.offline_dir=/no/such"], "data.offline_dir=/no/such: no such folder; name the folder"),
-    (["data.batch_size=0"], "data.batch_size=0: must be a positive integer"),
+    (["data.batch_size=0"], "data.batch_size=0: must be an integer >= 1"),
     (["test=maybe"], "test='maybe': must be true or false"),
     (["seed=abc"], "seed='abc': must be an integer from 0 to 4294967295"),
     (["seed=-1"], "seed=-1: must be an integer from 0 to 4294967295"),
@@ -145,7 +149,7 @@ REFUSED = [
      "model.optimizer.nesterov='often': must be true or false"),
     (["+model.optimizer.foo=1"], "model.optimizer.foo: not an option of SGD (options: lr,"),
     (["model.optimizer._target_=torch.optim.Nope"],
-     "model.optimizer._target_=torch.optim.Nope: no such class"),
+     "model.optimizer._target_=torch.optim.Nope: no such class or function"),
     (["+callbacks.model_checkpoint.nope=1"],
      "callbacks.model_checkpoint.nope: not an option of ModelCheckpoint (options: dirpath,"),
     (["+callbacks.model_checkpoint.save_top_k=x"],
@@ -330,6 +334,10 @@ def test_checkpoints(tmp_path: Path) -> None:
         f"ckpt_path={ckpt}: a checkpoint of another net (net.conv1.weight is [4, 1, 3, 3] there, "
         "[16, 1, 3, 3] here); resume=<run dir> resumes a run with its own config"
     )
+    bare = tmp_path / "bare.ckpt"  # weights alone: Lightning cannot go on from it
+    torch.save({"state_dict": torch.load(ckpt, weights_only=True)["state_dict"]}, bare)
+    message = refusal(["model.channels=[4,8]", f"ckpt_path={bare}"], tmp_path)
+    assert message.endswith("not a checkpoint Lightning wrote (no pytorch-lightning_version)")
     default = compose_train([], tmp_path).model
     with pytest.raises(ConfigError, match=r"^resume=.*: a checkpoint of another net"):
         check_checkpoint(ckpt, default, key="resume")
@@ -355,3 +363,15 @@ def test_checkpoints(tmp_path: Path) -> None:
     message = refusal([f"ckpt_path={pickled}"], tmp_path)
     assert message.startswith(f"ckpt_path={pickled}: not a checkpoint of this project (it holds")
     assert "weights_only" not in message
+
+
+def test_an_older_run_s_config_without_later_options_passes(tmp_path: Path) -> None:
+    """A resumed run's saved config lacks the options added since; their defaults apply."""
+    cfg = OmegaConf.create(OmegaConf.to_container(compose_train([], tmp_path)))  # as saved
+    with open_dict(cfg):
+        for node, key in ((cfg.model, "valid_tail"), (cfg.model, "kernels"),
+                          (cfg.data, "drop_last"), (cfg.data, "augment_epochs")):  # fmt: skip
+            node.pop(key)
+    check_config(cfg)
+    cfg.model.pools = ["x"]  # a hand-edited file: refused in one line, not a TypeError
+    assert refusal(cfg) == "model.pools[0]='x': must be an integer"

@@ -201,7 +201,7 @@ def test_graphs_refused(cuda_found: None, trainer: dict, message: str) -> None:
 def test_graphs_are_checked_where_torch_finds_cuda(monkeypatch, accelerator, cuda) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     trainer = {"accelerator": accelerator, "precision": "bf16-mixed"}
-    # accelerator=cuda names CUDA whatever torch finds (check_accelerator refuses it without)
+    # accelerator=cuda names CUDA whatever torch finds (checks.accelerator refuses it without)
     refused = graphs(GRAPHS, trainer)
     if cuda or accelerator == "cuda":
         assert refused.startswith("trainer.precision='bf16-mixed'")

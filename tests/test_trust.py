@@ -151,7 +151,7 @@ def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> 
     [
         ("model.channels=[]", "model.channels=[]: must be a non-empty list"),
         ("model.channels=[16,-4]", "model.channels=[16, -4]: must be a non-empty list of positive"),
-        ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+        ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
         ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such checkpoint file"),
         ("data.offline_dir=/no/such", "data.offline_dir=/no/such: no such folder"),
         ("trainer.accelerator=mps", "trainer: `MPSAccelerator` can not run on your system"),

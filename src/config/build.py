@@ -71,11 +71,10 @@ def remove_refused_run_dir(output_dir: Path) -> None:
     if {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(output_dir)
     for parent in output_dir.absolute().parents:
-        if RunFolderParent.existing is None or parent == RunFolderParent.existing:
-            break
-        if any(parent.iterdir()):
+        if RunFolderParent.existing in (None, parent) or any(parent.iterdir()):
             break
         parent.rmdir()
+    RunFolderParent.existing = None  # this run's: another in the same process notes its own
 
 
 def instantiate_entries(cfg: DictConfig, group: str) -> list[Any]:
@@ -86,7 +85,7 @@ def instantiate_entries(cfg: DictConfig, group: str) -> list[Any]:
     for name, entry in (cfg.get(group) or {}).items():
         if entry is None:
             continue
-        if "_target_" not in entry:  # a mapping: src.config.checks.check_entries
+        if "_target_" not in entry:  # a mapping: src.config.checks.entries
             log.warning(
                 "%s.%s has no _target_ (the %s group chosen has no such entry): its settings "
                 "%s are left out", group, name, group, OmegaConf.to_container(entry, resolve=True),

@@ -3,8 +3,9 @@ beyond what its types (src/config/schema.py) and ranges (src/config/rules.py) sa
 net's layout and a training batch fit, the optimizer and schedule as torch builds them, the
 trainer's limits against an epoch's batches, the callbacks, whether the folders can be written
 and whether `ckpt_path` is a checkpoint of the configured net. A refused value is one
-ConfigError line naming it and what is allowed: each check returns its refusal (None: fine),
-and check_config raises the first."""
+ConfigError line naming it and what is allowed: each check returns its refusal (None: fine)
+and check_config raises the first; a wrong type, a `_target_` that names nothing and a
+checkpoint that does not fit are raised where they are found."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import importlib
 import inspect
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import src.lit.views
-from src.config.rules import check_rules, is_int, plain
+from src.config.rules import is_int, plain, rules_refusal, uncounted, whole
 from src.config.schema import DataConfig, ModelConfig, TrainerConfig, schema, typed
 from src.core.architecture import Layer, analyze, plan_layers, totals
 from src.core.errors import ConfigError, first_line
@@ -35,15 +36,6 @@ from src.lit.runs import net_difference, read_state
 GIB = 2**30
 # The model node's options that build the Net (the others are the module's own).
 LAYOUT = tuple(inspect.signature(plan_layers).parameters)
-# Callback options that count or divide (max_maps=0 is a ZeroDivisionError after an epoch).
-CALLBACK_COUNTS = {
-    "KernelImages": ("every_n_epochs", "max_shown"),
-    "ActivationImages": ("max_maps",),
-    "TestViews": ("max_mistakes",),
-    "ShiftInvariance": ("max_shift", "every_nth"),
-    "EffectiveReceptiveField": ("every_n_epochs",),
-    "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
-}
 # What MNISTClassifier logs, for a callback to monitor (a test reads them back from a run).
 LOGGED_METRICS = (
     "val/acc", "val/acc_best", "val/loss", "train/loss", "train/loss_epoch", "train/acc",
@@ -142,11 +134,6 @@ def batches(trainer: Mapping[str, Any], data: Mapping[str, Any], test: bool) -> 
     return None
 
 
-def whole(value: Any) -> Any:
-    """A whole float above 1 as the int Lightning takes it for (batches, not a fraction)."""
-    return int(value) if isinstance(value, float) and value > 1 and value.is_integer() else value
-
-
 def least_fraction(count: int) -> Decimal:
     """The least fraction of `count` batches that leaves one, two significant digits, rounded
     up."""
@@ -196,12 +183,13 @@ def optimization_options(model: Mapping[str, Any]) -> str | None:
         node = model[group]
         if not node:  # no schedule
             continue
-        target = named_class(f"model.{group}", node.get("_target_"))
+        target = named_target(f"model.{group}", node.get("_target_"))
         if node.get("_partial_") is not True:
             return (f"model.{group}._partial_={node.get('_partial_')!r}: must be true (the module "
                     "hands the class its parameters or optimizer)")  # fmt: skip
         given = "params" if group == "optimizer" else "optimizer"  # the module hands it
-        typed(f"model.{group}", node, schema(target, given=[given], _partial_=True))
+        config = schema(target, given=[given], _partial_=True)
+        typed(f"model.{group}", options_of(node, keep="_partial_"), config)
     return None
 
 
@@ -219,17 +207,23 @@ def optimization(model: Mapping[str, Any], total_steps: int) -> str | None:
     return None
 
 
-def named_class(key: str, target: Any) -> type:
-    """The class a `_target_` names; a ConfigError if it names none."""
+def named_target(key: str, target: Any) -> Callable:
+    """The class or function a `_target_` names; a ConfigError if it names none."""
     module, _, name = str(target).rpartition(".")
     try:
         found = getattr(importlib.import_module(module), name) if module else None
         inspect.signature(found)  # its options: none to read for a built-in like dict
     except (ImportError, AttributeError, ValueError, TypeError):
         found = None
-    if not isinstance(found, type):
-        raise ConfigError(f"{key}._target_={target}: no such class")
+    if not callable(found):
+        raise ConfigError(f"{key}._target_={target}: no such class or function")
     return found
+
+
+def options_of(node: Mapping[str, Any], keep: str = "_target_") -> dict[str, Any]:
+    """A node's options and `_target_` (and `keep`): without Hydra's other keys (_args_,
+    _convert_, _recursive_), which the schema of its target does not have."""
+    return {k: v for k, v in node.items() if not k.startswith("_") or k in ("_target_", keep)}
 
 
 def entries(cfg: DictConfig) -> str | None:
@@ -248,19 +242,18 @@ def callbacks(nodes: Mapping[str, Any], layers: Sequence[str]) -> str | None:
     for name, node in nodes.items():
         if not node or "_target_" not in node:  # null: left out; no _target_: warned of
             continue
-        cls = named_class(f"callbacks.{name}", node["_target_"])
+        target = named_target(f"callbacks.{name}", node["_target_"])
         takes_more = any(
-            p.kind == p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values()
+            p.kind == p.VAR_KEYWORD for p in inspect.signature(target).parameters.values()
         )
-        config = schema(cls, **{k: v for k, v in node.items() if k.startswith("_")})
+        config = schema(target)
         fields = {field.name for field in dataclasses.fields(config)}
-        given = {k: v for k, v in node.items() if k in fields or not takes_more}
+        given = {k: v for k, v in options_of(node).items() if k in fields or not takes_more}
         options = typed(f"callbacks.{name}", given, config)
-        for key in CALLBACK_COUNTS.get(cls.__name__, ()):
-            if not (is_int(options[key]) and options[key] >= 1):
-                return f"callbacks.{name}.{key}={options[key]!r}: must be an integer >= 1"
+        if refused := uncounted(f"callbacks.{name}", target.__name__, options):
+            return refused
         unknown = [layer for layer in options.get("layers") or () if layer not in layers]
-        if cls is src.lit.views.ActivationImages and unknown:
+        if target is src.lit.views.ActivationImages and unknown:
             return (f"callbacks.{name}.layers: no layer {unknown[0]!r} in the net (layers: "
                     f"{', '.join(layers)})")  # fmt: skip
     return None
@@ -284,7 +277,7 @@ def check_checkpoint(
     (the model node) builds, a Net on the meta device: no memory is allocated, however wide."""
     with torch.device("meta"):
         net = Net(**{name: model_cfg[name] for name in LAYOUT if name in model_cfg})
-    detail = net_difference(net, read_state(path, key))
+    detail = net_difference(net, read_state(path, key, resumable=True))
     if detail:
         raise ConfigError(
             f"{key}={path}: a checkpoint of another net ({detail}); resume=<run dir> resumes a "
@@ -348,7 +341,10 @@ def refusals(cfg: DictConfig) -> Iterator[str | None]:
     model = typed("model", plain(cfg.model), ModelConfig)
     trainer = typed("trainer", plain(cfg.trainer), TrainerConfig)
     yield optimization_options(model)
-    check_rules(cfg)
+    values = {"seed": cfg.get("seed"), "test": cfg.get("test")}
+    yield rules_refusal(
+        OmegaConf.create({**values, "data": data, "model": model, "trainer": trainer})
+    )
     specs = plan_layers(**{key: model[key] for key in LAYOUT if key in model})
     yield memory(model, specs, data["batch_size"])  # before anything is built from the model
     # the run's steps, about (trainer limits and devices aside)

@@ -1,6 +1,7 @@
 """The ranges and cross-field rules of the training config, beyond the types its schema
 (src/config/schema.py) enforces: one table of what each value must be, one list of the rules
-that tie values together. `check_rules` names the first value refused."""
+that tie values together, and the callbacks' counts. `rules_refusal` names the first value
+refused."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.core.architecture import HEADS
-from src.core.errors import ConfigError
+from src.core.architecture import HEADS, padded_convs
 from src.data.datamodule import LOADERS
 from src.data.files import TRAIN_SIZE
 from src.lit.module import COMPILE_MODES
@@ -49,12 +49,16 @@ def is_channel_list(value: object) -> bool:
     return isinstance(value, list) and len(value) > 0 and all(map(ints_from(1), value))
 
 
-POSITIVE = (ints_from(1), "a positive integer")
+def whole(value: Any) -> Any:
+    """A whole float above 1 as the int Lightning takes it for (batches, not a fraction)."""
+    return int(value) if isinstance(value, float) and value > 1 and value.is_integer() else value
+
+
 AT_LEAST_ONE = (ints_from(1), "an integer >= 1")
 RATE = (numbers(0, 1), "a rate in [0, 1)")
 
-# key: (does the value fit, what it must be). Keys of the config's own values; a value that is
-# not there (an option a preset leaves out) is not checked.
+# key: (does the value fit, what it must be), checked on the typed config (defaults filled in);
+# an optimizer's or scheduler's option that its class does not have is not checked.
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (ints_from(0, MAX_SEED), f"an integer from 0 to {MAX_SEED}"),
     "test": (lambda value: isinstance(value, bool), "true or false"),
@@ -70,13 +74,13 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     **{
         f"trainer.limit_{split}_batches": (
-            optional(lambda v: is_number(v) and v >= 0 and (is_int(v) or v <= 1 or v.is_integer())),
+            optional(lambda v: is_number(v) and v >= 0 and (is_int(whole(v)) or v <= 1)),
             "a whole number of batches (>= 0) or a fraction of them in [0, 1]",
         )
         for split in ("train", "val", "test")
     },
-    "data.batch_size": POSITIVE,
-    "data.eval_batch_size": POSITIVE,
+    "data.batch_size": AT_LEAST_ONE,
+    "data.eval_batch_size": AT_LEAST_ONE,
     "data.val_size": (
         ints_from(1, TRAIN_SIZE - 1),
         f"1 to {TRAIN_SIZE - 1:,} (MNIST has "
@@ -92,9 +96,9 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a non-empty list of positive integers, e.g. model.channels=[16,32]",
     ),
     "model.head": one_of(*HEADS),
-    "model.pool_every": POSITIVE,
+    "model.pool_every": AT_LEAST_ONE,
     "model.dropout": RATE,
-    "model.label_smoothing": (numbers(0, 1), "in [0, 1)"),
+    "model.label_smoothing": RATE,
     "model.compile_mode": one_of(*COMPILE_MODES),
     "model.input_size": AT_LEAST_ONE,
     # optimizer and scheduler options, where the chosen class has them
@@ -159,7 +163,7 @@ def pools(cfg: DictConfig) -> str | None:
     """Explicit pool places (after these convs, counted from 1): each a conv with two convs
     after it (max-pooling never sits near the output), named once."""
     places, count = cfg.model.pools, len(cfg.model.channels)
-    last = min(count, count + 1 - 2)
+    last = count - 1
     if places is not None and (len(set(places)) != len(places) or
                                not all(1 <= i <= last for i in places)):  # fmt: skip
         return (f"model.pools={list(places)}: must name distinct convs a pool may follow, 1 to "
@@ -169,7 +173,7 @@ def pools(cfg: DictConfig) -> str | None:
 
 def valid_tail(cfg: DictConfig) -> str | None:
     model = cfg.model
-    n_3x3 = len(model.channels) + (model.head == "conv")
+    n_3x3 = padded_convs(len(model.channels), model.head)
     if not 0 <= model.valid_tail <= n_3x3:
         return f"model.valid_tail={model.valid_tail}: must be between 0 and {n_3x3}"
     return None
@@ -178,16 +182,14 @@ def valid_tail(cfg: DictConfig) -> str | None:
 CROSS_FIELD = (min_epochs, whole_batches, augment_epochs, offline_dir, kernels, pools, valid_tail)
 
 
-def check_rules(cfg: DictConfig) -> None:
-    """Each value of RANGES in its range, then the CROSS_FIELD rules; the first refused value
-    is a ConfigError."""
+def rules_refusal(cfg: DictConfig) -> str | None:
+    """The first value of the typed config `cfg` out of its RANGES, else the first CROSS_FIELD
+    rule's refusal; None if all hold."""
     for key, (fits, allowed) in RANGES.items():
         value = plain(OmegaConf.select(cfg, key, default="<absent>"))
         if value != "<absent>" and not fits(value):
-            raise ConfigError(f"{key}={value!r}: must be {allowed}")
-    for rule in CROSS_FIELD:
-        if refused := rule(cfg):
-            raise ConfigError(refused)
+            return f"{key}={value!r}: must be {allowed}"
+    return next((refused for rule in CROSS_FIELD if (refused := rule(cfg))), None)
 
 
 def plain(value: Any) -> Any:
@@ -195,3 +197,22 @@ def plain(value: Any) -> Any:
     if OmegaConf.is_config(value):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+# Callback options that count or divide (max_maps=0 is a ZeroDivisionError after an epoch).
+CALLBACK_COUNTS = {
+    "KernelImages": ("every_n_epochs", "max_shown"),
+    "ActivationImages": ("max_maps",),
+    "TestViews": ("max_mistakes",),
+    "ShiftInvariance": ("max_shift", "every_nth"),
+    "EffectiveReceptiveField": ("every_n_epochs",),
+    "TopPatches": ("every_n_epochs", "max_channels", "top_k", "images"),
+}
+
+
+def uncounted(key: str, class_name: str, options: dict[str, Any]) -> str | None:
+    """The first count of a callback's `options` (at `key`) that is not an integer >= 1."""
+    for name in CALLBACK_COUNTS.get(class_name, ()):
+        if not ints_from(1)(options[name]):
+            return f"{key}.{name}={options[name]!r}: must be {AT_LEAST_ONE[1]}"
+    return None

@@ -18,10 +18,15 @@ from typing import Any
 import lightning as L
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 from src.core.architecture import plan_layers
-from src.core.errors import ConfigError
+from src.core.errors import ConfigError, first_line
 from src.core.model import Net
 from src.data.datamodule import MNISTDataModule
 from src.lit.module import MNISTClassifier
@@ -97,8 +102,13 @@ def refusal(err: OmegaConfBaseException) -> str | None:
         guess = f"; did you mean {close[0]}?" if close else ""
         of = owner.__name__.removesuffix("Config")
         return f"{key}: not an option of {of}{guess} (options: {', '.join(listed)})"
+    if not isinstance(err, ValidationError):  # e.g. an interpolation that does not resolve
+        return f"{key}: {first_line(err)}"
     if owner is list:  # an item of a list: the list's own type names the item's
-        return f"{key}={err.value!r}: must be {words(typing.get_args(err.ref_type)[0])}"
+        hint = err.ref_type
+        while typing.get_origin(hint) is typing.Union:  # Optional[list[X]]
+            hint = typing.get_args(hint)[0]
+        return f"{key}={err.value!r}: must be {words(typing.get_args(hint)[0])}"
     return f"{key}={err.value!r}: must be {words(typing.get_type_hints(owner).get(str(err.key)))}"
 
 

@@ -96,6 +96,11 @@ def gap(name: str, channels: int) -> Layer:
     return Layer("gap", name, channels, channels, bias=False)
 
 
+def padded_convs(n_channels: int, head: str) -> int:
+    """How many convs may keep their size (padding 1): the 3x3 ones, the head's too if a conv."""
+    return n_channels + (head == "conv")
+
+
 def plan_layers(
     channels: Sequence[int],
     *,
@@ -115,7 +120,7 @@ def plan_layers(
     their ranges (src/config/rules.py checks a config's); a pool or a head that the sizes do not
     allow is a ConfigError."""
     n_convs = len(channels) + 1
-    n_3x3 = n_convs if head == "conv" else len(channels)
+    n_3x3 = padded_convs(len(channels), head)
     kernels = kernels or [3] * len(channels)
 
     layers: list[Layer] = []

@@ -167,9 +167,10 @@ def checkpoint_path(run_dir: str | Path, ckpt: str = "best") -> Path:
     return path
 
 
-def read_state(path: str | Path, key: str) -> dict[str, Any]:
-    """The state dict of the Lightning checkpoint of this project at `path` (given as `key`),
-    read with weights_only=True, so nothing pickled is executed; a ConfigError otherwise."""
+def read_state(path: str | Path, key: str, resumable: bool = False) -> dict[str, Any]:
+    """The state dict of the checkpoint of this project at `path` (given as `key`), read with
+    weights_only=True, so nothing pickled is executed; `resumable`: one Lightning wrote, that
+    a fit can go on from. A ConfigError otherwise."""
     reason, state = None, None
     if not Path(path).is_file():
         reason = "no such checkpoint file"
@@ -179,6 +180,8 @@ def read_state(path: str | Path, key: str) -> dict[str, Any]:
             state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
             if not isinstance(state, dict):
                 reason = "not a checkpoint of this project (no state_dict)"
+            elif resumable and "pytorch-lightning_version" not in checkpoint:
+                reason = "not a checkpoint Lightning wrote (no pytorch-lightning_version)"
         except Exception as err:  # any failure to read it: corrupt, cut short, not torch's format
             reason = unreadable(err)
     if reason:

@@ -91,9 +91,9 @@ class ActivationImages(TensorBoardCallback):
 
     def hooked_layers(self, net: Net) -> list[str]:
         """The layers to draw, in network order."""
-        names = [name for name, _ in net.named_children()]
         if self.layers is None:
             return net.spatial_layers()
+        names = [name for name, _ in net.named_children()]
         return [name for name in names if name in self.layers]
 
     @rank_zero_only
