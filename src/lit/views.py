@@ -228,7 +228,28 @@ class EffectiveReceptiveField(TensorBoardCallback):
         writer.add_figure("erf/maps", figure, trainer.global_step)
 
 
-class TestViews(TensorBoardCallback):
+class TestBatchView(TensorBoardCallback):
+    """A view that reads every test batch: its images, labels and the module's log-probabilities
+    (what test_step returns)."""
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Tensor,
+        batch: tuple[Tensor, Tensor],
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.read_test_batch(pl_module, outputs, *batch)
+
+    def read_test_batch(
+        self, pl_module: L.LightningModule, log_probs: Tensor, images: Tensor, labels: Tensor
+    ) -> None:
+        raise NotImplementedError
+
+
+class TestViews(TestBatchView):
     """After testing: the confusion matrix (`test/confusion_matrix`) and the `max_mistakes`
     misclassified test digits the net was surest of (`test/mistakes`), out of all of them."""
 
@@ -242,17 +263,10 @@ class TestViews(TensorBoardCallback):
         self.kept = (torch.empty(0, 1, 28, 28), *(torch.empty(0, dtype=torch.long),) * 2)
         self.kept_confidence = torch.empty(0)
 
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Tensor,
-        batch: tuple[Tensor, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
+    def read_test_batch(
+        self, pl_module: L.LightningModule, log_probs: Tensor, images: Tensor, labels: Tensor
     ) -> None:
-        images, labels = batch
-        counts, (images, predicted, true, confidence) = tally(outputs, labels, images)
+        counts, (images, predicted, true, confidence) = tally(log_probs, labels, images)
         self.confusion += counts
         if len(true) == 0:
             return
@@ -278,7 +292,7 @@ class TestViews(TensorBoardCallback):
             writer.add_figure("test/mistakes", figure, step)
 
 
-class ShiftInvariance(TensorBoardCallback):
+class ShiftInvariance(TestBatchView):
     """After testing: test accuracy with every test image moved by 1 to `max_shift` pixels,
     each of the four ways (the mean of the four), logged as `shift/acc_<k>px` (so in the run's
     metrics, result.json and the sweep table) and drawn as a curve (`shift/accuracy`). It runs
@@ -293,19 +307,15 @@ class ShiftInvariance(TensorBoardCallback):
         self.correct = torch.zeros(self.max_shift + 1, dtype=torch.long)
         self.seen = 0
 
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Tensor,
-        batch: tuple[Tensor, Tensor],
-        batch_idx: int,
-        dataloader_idx: int = 0,
+    def read_test_batch(
+        self, pl_module: L.LightningModule, log_probs: Tensor, images: Tensor, labels: Tensor
     ) -> None:
         # every nth of the whole test set as long as batches hold a multiple of n images
-        images, labels, outputs = (part[:: self.every_nth] for part in (*batch, outputs))
+        images, labels, log_probs = (
+            part[:: self.every_nth] for part in (images, labels, log_probs)
+        )
         self.seen += len(labels)
-        self.correct[0] += int((outputs.argmax(dim=1) == labels).sum())
+        self.correct[0] += int((log_probs.argmax(dim=1) == labels).sum())
         for k in range(1, self.max_shift + 1):
             for right, down in DIRECTIONS:
                 predicted = pl_module(shift(images, k * right, k * down)).argmax(dim=1)
