@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import os
+import runpy
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
@@ -115,3 +118,25 @@ def colour_share(pixels: np.ndarray) -> dict[str, float]:
 
 # An optimizer node as conf/model/optimizer/sgd.yaml makes one, for a module built by hand.
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}
+
+
+def in_process(capsys: pytest.CaptureFixture, call: Callable[[], object]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a command's `call` (its main, or its module run as
+    `python -m` does) in this process, which saves the interpreter's start-up; Hydra's global
+    state cleared before and after."""
+    capsys.readouterr()
+    GlobalHydra.instance().clear()
+    try:
+        call()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    finally:
+        GlobalHydra.instance().clear()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_as_main(module: str) -> Callable[[], object]:
+    """`python -m <module>`, as a call: Hydra finds conf/ from the __main__ module's file."""
+    return lambda: runpy.run_module(module, run_name="__main__")

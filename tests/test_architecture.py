@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from src.core.architecture import (
@@ -29,7 +28,7 @@ from src.core.errors import ConfigError
 from src.core.model import Net
 from src.inspect import main as inspect_main
 
-from .helpers import ROOT, TUTORIAL_CONV_PARAMS
+from .helpers import ROOT, TUTORIAL_CONV_PARAMS, in_process
 
 
 def test_200_unpadded_3x3_convs_bring_401_to_1() -> None:
@@ -167,16 +166,7 @@ def run_inspect(tiny_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     def run(*overrides: str) -> SimpleNamespace:
         local = [f"data.data_dir={tiny_data_dir}", "data.offline_dir=null", "data.val_size=100",
                  f"paths.log_dir={tmp_path}/logs"]  # fmt: skip
-        capsys.readouterr()
-        GlobalHydra.instance().clear()
-        try:
-            inspect_main([*local, *overrides])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        finally:
-            GlobalHydra.instance().clear()
-        out, err = capsys.readouterr()
+        code, out, err = in_process(capsys, lambda: inspect_main([*local, *overrides]))
         return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
     return run

@@ -5,16 +5,14 @@ with the usage text of their config (hydra.help.template in conf/<command>.yaml)
 from __future__ import annotations
 
 import re
-import runpy
 import sys
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import src.speed.startup
 
-from .helpers import CONF_DIR
+from .helpers import CONF_DIR, in_process, run_as_main
 
 # each command's arguments (or, for inspect, the config groups it takes), all in its usage
 EXPECTED = {
@@ -36,15 +34,7 @@ def test_help_prints_every_argument_and_exits_0(
     monkeypatch.setattr(sys, "argv", [command, flag])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # run_hydra_main sets it: put back
     monkeypatch.delitem(sys.modules, command, raising=False)  # afresh, as python -m
-    GlobalHydra.instance().clear()
-    try:
-        runpy.run_module(command, run_name="__main__")
-        code = 0
-    except SystemExit as stopped:
-        code = stopped.code or 0
-    finally:
-        GlobalHydra.instance().clear()
-    out, err = capsys.readouterr()
+    code, out, err = in_process(capsys, run_as_main(command))
     assert code == 0, err
     if command != "src.train":  # the usage line first, not Hydra's header
         assert out.startswith(f"usage: python -m {command}"), out
@@ -61,7 +51,5 @@ def test_sweep_refuses_a_missing_folder_in_one_line(
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["src.sweep", str(tmp_path / "nope")])
     monkeypatch.delitem(sys.modules, "src.sweep", raising=False)
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_module("src.sweep", run_name="__main__")
-    assert stopped.value.code == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such sweep folder\n"
+    code, _, err = in_process(capsys, run_as_main("src.sweep"))
+    assert code == 2 and err == f"error: {tmp_path / 'nope'}: no such sweep folder\n"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -28,7 +26,7 @@ from src.data.datamodule import MNISTDataModule, denormalize
 from src.lit.module import MNISTClassifier
 from src.lit.runs import load_run, predict, run_config
 
-from .helpers import ROOT, SGD, TINY, compose_train
+from .helpers import ROOT, SGD, TINY, compose_train, in_process, run_as_main
 
 SHORT_RUN = [
     "model.channels=[8,8,16,16,32,32]", "trainer.max_epochs=1", "+trainer.limit_train_batches=150",
@@ -161,17 +159,7 @@ def command(
     monkeypatch.setattr(sys, "argv", [module, *args])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # run_hydra_main sets it: put back
     monkeypatch.delitem(sys.modules, module, raising=False)  # afresh, as python -m
-    capsys.readouterr()
-    GlobalHydra.instance().clear()
-    try:
-        runpy.run_module(module, run_name="__main__")
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out, err = capsys.readouterr()
-    return code, out, err
+    return in_process(capsys, run_as_main(module))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
@@ -28,7 +26,7 @@ from src.lit.guards import STOP_SIGNALS, AtomicCheckpointIO, StopOnDivergence, S
 from src.lit.runs import resume_config
 from src.train import train
 
-from .helpers import ROOT, TINY, compose_train, read_events, tiny_cfg
+from .helpers import ROOT, TINY, compose_train, in_process, read_events, run_as_main, tiny_cfg
 
 # cli() runs the entry module again in this process, as `python -m` would
 pytestmark = pytest.mark.filterwarnings("ignore:'src.train' found in sys.modules")
@@ -118,19 +116,12 @@ def test_a_non_finite_loss_stops_the_run_before_its_epoch_ends(
 def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     """(exit code, stderr) of `python -m src.train <args>`, run in this process (the command
     line's path: argv, Hydra, the entry point), which saves the interpreter's start-up."""
-    GlobalHydra.instance().clear()
-    capsys.readouterr()
     argv, sys.argv = sys.argv, ["src.train", *args]
     try:
-        # as `python -m` does: Hydra finds conf/ from the __main__ module's file
-        runpy.run_module("src.train", run_name="__main__")
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+        code, _, err = in_process(capsys, run_as_main("src.train"))
     finally:
         sys.argv = argv
-        GlobalHydra.instance().clear()
-    return code, capsys.readouterr().err
+    return code, err
 
 
 def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> None:
