@@ -238,7 +238,7 @@ def bare_loop(module: MNISTClassifier, batches: TensorBatches, steps: int, warmu
     optimizer, scheduler = build_optimization(
         module.parameters(), hp.optimizer, hp.scheduler, steps
     )
-    per_batch = scheduler is not None and interval(scheduler) == "step"
+    per_batch = interval(scheduler) == "step"
     start = 0.0
     for i, (x, y) in enumerate(batches):
         if i == warmup:
@@ -490,7 +490,7 @@ def bare_fit(cfg, device: torch.device, max_steps: int | None = None) -> dict[st
     optimizer, scheduler = build_optimization(
         module.parameters(), hp.optimizer, hp.scheduler, steps
     )
-    per_batch = scheduler is not None and interval(scheduler) == "step"
+    per_batch = interval(scheduler) == "step"
 
     def accuracy(split: str) -> float:
         module.eval()  # the module's forward: eval compiled or not, as model.compile_eval says

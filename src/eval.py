@@ -33,12 +33,8 @@ MAX_MISTAKES = 18
 @torch.no_grad()
 def evaluate(run_dir: str, ckpt: str = "best", split: str = "test") -> dict[str, Any]:
     """Accuracy, per-digit accuracy, confusion matrix and the surest mistakes of a run's
-    checkpoint on a split, computed batch by batch as the run's own test was. The folder the
-    results go to (output_folder) is checked first: a refusal is a ConfigError."""
+    checkpoint on a split, computed batch by batch as the run's own test was."""
     model, cfg = load_run(run_dir, ckpt)
-    out = output_folder(run_dir, split)
-    allowed = f"eval writes {out.name}/ into the run folder: copy the run where you can write"
-    check_output("run", str(run_dir), out, folder=True, allowed=allowed)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
@@ -113,8 +109,11 @@ def print_report(result: dict[str, Any]) -> None:
 @hydra_command("src.eval", choices={"split": SPLITS})
 def app(cfg: DictConfig) -> None:
     run, split = str(cfg.run), str(cfg.split)
+    out = output_folder(run, split)  # checked before any work
+    allowed = f"eval writes {out.name}/ into the run folder: copy the run where you can write"
+    check_output("run", run, out, folder=True, allowed=allowed)
     result = evaluate(run, str(cfg.ckpt), split)
-    written = write_outputs(result, output_folder(run, split))
+    written = write_outputs(result, out)
     print_report(result)
     print(f"wrote {', '.join(str(path) for path in written)}")
 

@@ -54,7 +54,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.build import hydra_error_line, instantiate, run_hydra_main
+from src.config.build import arguments, hydra_error_line, instantiate, run_hydra_main
 from src.config.checks import check_config
 from src.core.errors import ConfigError
 from src.core.folders import cannot_make
@@ -529,12 +529,6 @@ def test_train_command(command: DocCommand, tmp_path: Path, default_checkpoint: 
 @pytest.mark.parametrize("command", INSPECT, ids=ids(INSPECT))
 def test_inspect_command(command: DocCommand, tmp_path: Path, default_checkpoint: Path) -> None:
     expect_outcome(command, check_inspect, tmp_path, default_checkpoint)
-
-
-def arguments(module: str) -> list[str]:
-    """The arguments of `python -m src.eval|predict|export`: the keys of its config file."""
-    config = OmegaConf.load(CONF_DIR / f"{module.rpartition('.')[2]}.yaml")
-    return [key for key in config if key not in ("defaults", "hydra")]
 
 
 def argument_problems(command: DocCommand) -> list[str]:

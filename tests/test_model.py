@@ -141,6 +141,7 @@ def test_label_smoothing_mixes_the_label_loss_with_the_mean_over_digits() -> Non
     assert torch.equal(step_log_probs, log_probs)
 
 
+@pytest.mark.slow  # torch.compile of a whole run
 def test_compiled_net_trains_and_keeps_its_checkpoint_keys(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ RANDOM = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # three 4-epoch runs with every view
 @pytest.mark.parametrize(
     ("signum", "epoch", "batch_idx"),
     # mid-epoch; its last batch (the stop comes in its validation)
@@ -124,6 +125,7 @@ def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     return code, err
 
 
+@pytest.mark.slow  # a run with every view, through the command line
 def test_a_diverged_run_says_so(capsys, tiny_data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     code, err = cli(
@@ -267,6 +269,7 @@ def run_train(*args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # two runs, processes of their own
 def test_sigterm_stops_the_command_and_resume_goes_on(tiny_data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [
@@ -317,6 +320,7 @@ def test_a_process_takes_both_signals_when_its_stage_is_set_up() -> None:
 DDP_ON_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 
 
+@pytest.mark.slow  # a two-process DDP run
 @pytest.mark.parametrize(
     ("trainer", "stop", "to_rank_1_only"),
     [

@@ -189,7 +189,7 @@ def hydra_command(
         def task(cfg: DictConfig) -> Any:
             quiet_framework()
             with one_line_errors():
-                check_arguments(name, cfg, config_name if own_keys else None, choices or {})
+                check_arguments(name, cfg, own_keys, choices or {})
                 return job(cfg)
 
         app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
@@ -201,13 +201,14 @@ def hydra_command(
 
 
 def check_arguments(
-    name: str, cfg: DictConfig, config_name: str | None, choices: Mapping[str, Sequence[str]]
+    name: str, cfg: DictConfig, own_keys: bool, choices: Mapping[str, Sequence[str]]
 ) -> None:
     """Every required argument of the command given (OmegaConf's missing values, `???`), all
-    those left out named in one ConfigError; with `config_name`, no key but its file's; each
-    argument with `choices` one of them."""
+    those left out named in one ConfigError; with `own_keys`, no key but its config file's;
+    each argument with `choices` one of them."""
     missing = [key for key in cfg if OmegaConf.is_missing(cfg, key)]
-    unknown = [key for key in cfg if key not in arguments(name)] if config_name else []
+    own = arguments(name) if own_keys else []
+    unknown = [key for key in cfg if key not in own] if own_keys else []
     wrong = [
         key for key, allowed in choices.items() if key not in missing and cfg[key] not in allowed
     ]

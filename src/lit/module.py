@@ -38,13 +38,10 @@ def build_optimization(
     schedule = hydra.utils.instantiate(scheduler_cfg)
     if schedule.func is not torch.optim.lr_scheduler.OneCycleLR:
         return optimizer, schedule(optimizer)
-    options = schedule.keywords
-    # torch's default pct_start, 0.3, never makes a one-step warm-up
-    pct_start = nonzero_warm_up(options.get("pct_start", 0.3), total_steps)
-    max_lr = options.get("max_lr", optimizer.defaults["lr"])
-    return optimizer, schedule(
-        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
-    )
+    options = {"max_lr": optimizer.defaults["lr"], **schedule.keywords, "total_steps": total_steps}
+    if "pct_start" in options:  # torch's default, 0.3, never makes a one-step warm-up
+        options["pct_start"] = nonzero_warm_up(options["pct_start"], total_steps)
+    return optimizer, schedule.func(optimizer, **options)
 
 
 def interval(scheduler: Any) -> str:
